@@ -1,0 +1,3 @@
+from ksmrepro.cli import main
+
+main()

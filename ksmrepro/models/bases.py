@@ -1,0 +1,30 @@
+"""The base kernels."""
+
+from ksmrepro.models.base import Base, Switches
+
+V7_0_RC6 = Base(
+    name="v7.0-rc6",
+    title="Linux 7.0-rc6",
+    switches=Switches(),
+    summary=(
+        "The kernel Hugh Dickins compared mm.git against: full-range rmap_walk_ksm, folio batches "
+        "of 31, KSM smart scan and range walk, classic LRU by default (CONFIG_LRU_GEN_ENABLED=n)."
+    ),
+)
+
+V6_1 = Base(
+    name="v6.1",
+    title="Linux 6.1 (Debian 6.1.192 as measured in real-kernel-observations.md)",
+    switches=Switches(
+        lru_batch_size=15,  # include/linux/pagevec.h PAGEVEC_SIZE in 6.1
+        ksm_smart_scan=False,  # should_skip_rmap_item() arrived in v6.7
+        ksm_fork_resets_counters=False,  # 4d6fc29f3634 is v6.18
+        ksm_range_walk=False,  # the KSM range walk is v6.19
+    ),
+    summary=(
+        "Debian's 6.1: PAGEVEC_SIZE 15, no smart scan, every address probed by ksmd, "
+        "CONFIG_LRU_GEN=y without CONFIG_LRU_GEN_ENABLED (classic LRU unless switched on)."
+    ),
+)
+
+ALL = (V6_1, V7_0_RC6)

@@ -1,0 +1,15 @@
+from ksmrepro.models.base import Patch
+
+PATCH = Patch(
+    name="ksm-rmap-item-linear-page-index",
+    title="ksm: add linear_page_index into ksm_rmap_item",
+    reference="xu xin, [PATCH v8 1/3], linux-mm, June 2026 (mm-new/linux-next, Aug 2026)",
+    function="try_to_merge_with_ksm_page",
+    explanation=(
+        "Records linear_page_index(vma, rmap_item->address) in the rmap_item when it joins the "
+        "stable tree, while the vma is known under mmap_lock.  On 64-bit the field overlays "
+        "oldchecksum/age/remaining_skips, so it is reset whenever the item leaves the stable tree.  "
+        "Nothing reads it yet: no behaviour change on its own."
+    ),
+    sets={"ksm_rmap_item_linear_page_index": True},
+)
