@@ -152,7 +152,7 @@ def _value_renderable(key: str, value: Any) -> RenderableType:
             table.add_row(*[_scalar(row[c]) if c in row else "" for c in columns])
         return Group(Text(f"{key}:"), Padding(table, (0, 0, 0, 2), expand=False))
     if isinstance(value, (list, tuple)):
-        return Text(f"{key}: " + ", ".join(_scalar(v) for v in value))
+        return Text(f"{key}: " + (", ".join(_scalar(v) for v in value) if value else "(none)"))
     return Text(f"{key}: {_scalar(value)}")
 
 

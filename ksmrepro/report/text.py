@@ -190,7 +190,7 @@ def mismatch_block(
 
 def summary_line(records: Sequence[RunRecord]) -> str:
     """``5 runs: 3 passed, 1 FAILED, 1 known failure`` (statuses in a fixed order)."""
-    counts = Counter(r.result.status for r in records)
+    counts = Counter(r.result.status for r in records if r.kernel_bug is None)
     bugs = sum(1 for r in records if r.kernel_bug is not None)
     parts = [f"{counts[s]} {STATUS_WORDS[s]}" for s in STATUS_WORDS if counts[s]]
     parts += [f"{n} {s}" for s, n in sorted(counts.items()) if s not in STATUS_WORDS]
