@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
 import yaml
@@ -274,6 +275,8 @@ _YAML_HINTS = {
     "that cannot start any token": "YAML indentation must use spaces, not tabs",
     "mapping values are not allowed here": "check the indentation, or quote a value with ': '",
     "could not find expected ':'": "check the indentation, or a missing ':' after a key",
+    "expected <block end>": "check the indentation",
+    "found another document": "write one scenario per file",
 }
 
 
@@ -318,7 +321,9 @@ def load_scenario_text(text: str, path: str = "<string>") -> Scenario:
 def _yaml_error(path: str, e: yaml.MarkedYAMLError) -> ScenarioError:
     mark = e.problem_mark or e.context_mark
     msg = e.problem or e.context or "invalid YAML"
-    if e.context and e.problem:
+    if e.context and e.problem and not e.context.startswith("while"):
+        msg = f"{e.context}, {e.problem}"  # "expected a single document ..., but found ..."
+    elif e.context and e.problem:
         msg = f"{msg} ({e.context}"
         if e.context_mark is not None and e.context_mark is not mark:
             msg += f" at line {e.context_mark.line + 1}, column {e.context_mark.column + 1}"
@@ -330,26 +335,29 @@ def _yaml_error(path: str, e: yaml.MarkedYAMLError) -> ScenarioError:
     return ScenarioError(path, line, column, f"invalid YAML: {msg}")
 
 
-def _describe(node: Node, value: Any) -> str:
-    """What ``node`` is, for 'found ...' in messages."""
+def _describe(node: Node, value: Any, want_string: bool = False) -> str:
+    """What ``node`` is, for 'found ...' in messages (with a hint to quote it, if that helps)."""
     if isinstance(node, MappingNode):
         return "a mapping"
     if isinstance(node, SequenceNode):
         return "a list"
     if value is None:
         return "null"
+    quote = " (quote it to make it a string)"
     if isinstance(value, bool):
-        return f"the boolean {str(value).lower()} (quote it to make it a string)"
-    if isinstance(value, int):
-        return f"the integer {value}"
-    if isinstance(value, float):
-        return f"the number {node.value}"
+        return f"the boolean {str(value).lower()}{quote}"
     if isinstance(value, str):
         return f"the string {value!r}"
-    return f"the {type(value).__name__} {node.value} (quote it to make it a string)"
+    if isinstance(value, int):
+        found = f"the integer {value}"
+    elif isinstance(value, float):
+        found = f"the number {node.value}"
+    else:
+        return f"the {type(value).__name__} {node.value}{quote}"
+    return found + quote if want_string else found
 
 
-def _choices(names: Any) -> str:
+def _choices(names: Iterable[str]) -> str:
     return ", ".join(names)
 
 
@@ -403,13 +411,12 @@ class _Loader:
             return self.yaml.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError) as e:
             tag = node.tag.replace(_YAML, "!!")
-            self.fail(node, f"bad {tag} value {node.value!r}: {e}")
-
-    def found(self, node: Node) -> str:
-        return _describe(node, self.value(node))
+            self.fail(node, f"{node.value!r} is not a valid {tag} value ({e}); expected a value "
+                      "of that type, or no tag")
 
     def wrong(self, node: Node, ctx: str, expected: str) -> NoReturn:
-        self.fail(node, f"{ctx}expected {expected}, found {self.found(node)}")
+        found = _describe(node, self.value(node), want_string=expected.startswith("a string"))
+        self.fail(node, f"{ctx}expected {expected}, found {found}")
 
     def mapping(self, node: Node, ctx: str, expected: str) -> list[tuple[str, Node, Node]]:
         """``(key, key node, value node)`` of a mapping; keys must be unique strings."""
@@ -420,7 +427,7 @@ class _Loader:
         for knode, vnode in node.value:
             key = self.value(knode)
             if not isinstance(key, str):
-                self.fail(knode, f"{ctx}expected a string key, found {self.found(knode)}")
+                self.wrong(knode, ctx, "a string key")
             if key in seen:
                 first = seen[key].start_mark
                 self.fail(knode, f"{ctx}duplicate key {key!r} (first at line {first.line + 1}, "
@@ -429,7 +436,9 @@ class _Loader:
             out.append((key, knode, vnode))
         return out
 
-    def unknown_key(self, knode: Node, ctx: str, what: str, key: str, choices: Any) -> NoReturn:
+    def unknown_key(self, knode: Node, ctx: str, what: str, key: str,
+                    choices: Iterable[str]) -> NoReturn:
+        choices = list(choices)
         hint = V.did_you_mean(key, choices)
         if hint is not None:
             self.fail(knode, f"{ctx}unknown {what} {key!r}; did you mean {hint!r}?")
@@ -451,8 +460,8 @@ class _Loader:
             return (self.string(node, ctx, nonempty=True),)
         self.wrong(node, ctx, "a list of strings")
 
-    def integer(self, node: Node, ctx: str, expected: str = "an integer", minimum: int | None = None,
-                maximum: int | None = None) -> int:
+    def integer(self, node: Node, ctx: str, expected: str = "an integer",
+                minimum: int | None = None, maximum: int | None = None) -> int:
         v = self.value(node)
         if not isinstance(v, int) or isinstance(v, bool):
             self.wrong(node, ctx, expected)
@@ -460,7 +469,7 @@ class _Loader:
             self.wrong(node, ctx, expected)
         return v
 
-    def parsed(self, node: Node, ctx: str, parse: Any, expected: str) -> Any:
+    def parsed(self, node: Node, ctx: str, parse: Callable[[Any], Any], expected: str) -> Any:
         """``parse(value)`` for an int or str scalar; its ValueError becomes a ScenarioError."""
         v = self.value(node)
         if isinstance(v, bool) or not isinstance(v, (int, str)):
@@ -543,7 +552,8 @@ class _Loader:
 
     def machine_(self, node: Node) -> Machine:
         kw: dict[str, Any] = {}
-        for key, knode, vnode in self.mapping(node, "machine: ", "a mapping (memory, swap, cpus, thp)"):
+        expected = "a mapping (memory, swap, cpus, thp)"
+        for key, knode, vnode in self.mapping(node, "machine: ", expected):
             ctx = f"machine.{key}: "
             if key not in MACHINE_KEYS:
                 self.unknown_key(knode, "machine: ", "key", key, MACHINE_KEYS)
@@ -591,7 +601,8 @@ class _Loader:
             if isinstance(v, str) and v in STEP_SPECS:
                 self.fail(node, f"{ctx}expected a mapping with one step key, found the string "
                           f"{v!r}; did you mean '{v}: {{}}'?")
-            self.wrong(node, ctx, "a mapping with one step key (e.g. 'mmap: {as: a, length: 1 page}')")
+            self.wrong(node, ctx, "a mapping with one step key "
+                       "(e.g. 'mmap: {as: a, length: 1 page}')")
         items = self.mapping(node, ctx, "a step")
         step_items = []
         for key, knode, vnode in items:
@@ -820,7 +831,8 @@ class _Loader:
         out: dict[str, Node] = {}
         for item in node.value:
             if self.value(item) == "all":
-                self.fail(item, f"{ctx}'all' must stand alone ('print: all'), not in a list")
+                self.fail(item, f"{ctx}found 'all' in a list; expected counter names, or "
+                          "'all' on its own ('print: all')")
             name = self.counter(item, ctx)
             if name in out:
                 self.fail(item, f"{ctx}counter {name!r} is listed twice; expected each once")

@@ -157,7 +157,7 @@ KSM_KNOBS: dict[str, tuple[str, tuple[int, ...] | tuple[str, ...] | None]] = {
     "advisor_max_pages_to_scan": ("scan-time advisor: upper bound of pages_to_scan", None),
     "advisor_target_scan_time": ("scan-time advisor: target seconds per full scan", None),
 }
-"""Writable ``/sys/kernel/mm/ksm/`` knobs: description and allowed values (None: any integer >= 0)."""
+"""Writable ``/sys/kernel/mm/ksm/`` knobs: description, allowed values (None: integers >= 0)."""
 
 LRU_GEN_ENABLED = "/sys/kernel/mm/lru_gen/enabled"
 
@@ -212,7 +212,9 @@ _DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(s|ms|us|ns)?")
 _COMPARISON_RE = re.compile(rf"(==|!=|<=|>=|<|>)?\s*(-?{_NUM})")
 
 _SIZE_EXPECTED = "a size: bytes (4096, 0x1000), '3 pages', '1 page', '512K', '2M' or '1G'"
-_ADDR_EXPECTED = "an address: a name bound by 'as:' ('base', 'base + 1 page', 'base2 - 64K') or a number"
+_ADDR_EXPECTED = (
+    "an address: a name bound by 'as:' ('base', 'base + 1 page', 'base2 - 64K') or a number"
+)
 _DURATION_EXPECTED = "a duration: '1s', '20ms', '500us', '100ns', or an integer of milliseconds"
 _COMPARISON_EXPECTED = "an integer or a comparison string ('>= 1', '< 10', '== 3', '!= 0')"
 
@@ -281,7 +283,7 @@ def parse_size(value: int | str) -> int:
         raise ValueError(f"expected {_SIZE_EXPECTED}, found {value!r}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"size must not be negative, found {value}")
+            raise ValueError(f"expected a size >= 0, found {value}")
         return value
     m = _SIZE_RE.fullmatch(value.strip())
     if m is None:
@@ -300,7 +302,7 @@ def parse_addr(value: int | str) -> AddrExpr:
         raise ValueError(f"expected {_ADDR_EXPECTED}, found {value!r}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"address must not be negative, found {value}")
+            raise ValueError(f"expected an address >= 0, found {value}")
         return AddrExpr(None, value)
     text = value.strip()
     if re.fullmatch(ADDR_PATTERN, text) is None:
@@ -316,7 +318,7 @@ def parse_addr(value: int | str) -> AddrExpr:
         size = parse_size(m.group(2))
         offset += size if m.group(1) == "+" else -size
     if name is None and offset < 0:
-        raise ValueError(f"address {value!r} is negative")
+        raise ValueError(f"address {value!r} is below 0; expected an address >= 0")
     return AddrExpr(name, offset)
 
 
@@ -330,7 +332,7 @@ def parse_duration(value: int | str) -> int:
         raise ValueError(f"expected {_DURATION_EXPECTED}, found {value!r}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"duration must not be negative, found {value}")
+            raise ValueError(f"expected a duration >= 0, found {value}")
         return value * _DURATION_UNITS["ms"]
     m = _DURATION_RE.fullmatch(value.strip())
     if m is None:
@@ -343,7 +345,8 @@ def parse_duration(value: int | str) -> int:
     except InvalidOperation as e:  # pragma: no cover - the regex admits only decimals
         raise ValueError(f"bad duration {value!r}") from e
     if ns != ns.to_integral_value():
-        raise ValueError(f"duration {value!r} is not a whole number of nanoseconds")
+        raise ValueError(f"duration {value!r} is not a whole number of nanoseconds; "
+                         "expected whole nanoseconds")
     return int(ns)
 
 
