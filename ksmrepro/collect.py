@@ -47,7 +47,7 @@ _KIND_MODELS = re.compile(r"^kind[ \t]*:[ \t]*['\"]?models\b", re.MULTILINE)
 def in_models_dir(path: str | os.PathLike[str]) -> bool:
     """True for a file under a ``scenarios/models/`` directory (model files, not scenarios)."""
     parts = Path(os.path.abspath(path)).parts[:-1]
-    return any(a == "scenarios" and b == "models" for a, b in zip(parts, parts[1:]))
+    return any(a == "scenarios" and b == "models" for a, b in zip(parts, parts[1:], strict=False))
 
 
 def looks_like_scenario(text: str) -> bool:

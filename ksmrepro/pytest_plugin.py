@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ksmrepro.runner.results import RunResult
     from ksmrepro.scenario.steps import Scenario
 
-__all__ = ["ScenarioFailed", "ScenarioFile", "ScenarioItem"]
+__all__ = ["ScenarioFailedError", "ScenarioFile", "ScenarioItem"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,7 +61,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
     return None
 
 
-class ScenarioFailed(Exception):
+class ScenarioFailedError(Exception):
     """A run that did not pass: its mismatch block is the failure report."""
 
     def __init__(self, result: RunResult, scenario: Scenario) -> None:
@@ -111,7 +111,7 @@ class ScenarioItem(pytest.Item):
         if self.known_failure is not None:
             reason = " ".join(self.known_failure.split())
             self.add_marker(pytest.mark.xfail(reason=f"known failure: {reason}", strict=True,
-                                              raises=ScenarioFailed))
+                                              raises=ScenarioFailedError))
 
     def runtest(self) -> None:
         from ksmrepro import runner
@@ -122,14 +122,14 @@ class ScenarioItem(pytest.Item):
             return
         if result.status == "unexpected-pass" and self.known_failure is not None:
             return  # xfail(strict=True) turns this into a failure: [XPASS(strict)]
-        raise ScenarioFailed(result, self.scenario)
+        raise ScenarioFailedError(result, self.scenario)
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException],
                      style: Any = None) -> str | TerminalRepr:
         from ksmrepro.report.text import mismatch_block
 
         exc = excinfo.value
-        if isinstance(exc, ScenarioFailed):
+        if isinstance(exc, ScenarioFailedError):
             return mismatch_block(exc.result, exc.scenario)
         if isinstance(exc, KernelBug):
             return f"kernel bug (a simulated VM_BUG_ON: a bug in ksmrepro): {exc}"

@@ -169,7 +169,8 @@ def test_every_invalid_file_is_reported(runner, scen):
     Path("bad2.yaml").write_text(BAD.replace("typo", "typo2"))
     res = run(runner, "run", "ok.yaml", "bad.yaml", "bad2.yaml")
     assert res.exit_code == 2
-    assert "bad.yaml:" in res.stderr and "bad2.yaml:" in res.stderr
+    assert "bad.yaml:" in res.stderr
+    assert "bad2.yaml:" in res.stderr
     assert "no-ksm-activity" not in res.stdout  # nothing ran
 
 
@@ -187,7 +188,8 @@ def test_unknown_model_in_scenario_exits_2(runner, scen):
     Path("m.yaml").write_text("name: m\nmodels: [v9.9]\n" + NO_KSM_STEPS)
     res = run(runner, "run", "m.yaml")
     assert res.exit_code == 2
-    assert "v9.9" in res.stderr and "v7.0-rc6" in res.stderr
+    assert "v9.9" in res.stderr
+    assert "v7.0-rc6" in res.stderr
 
 
 @pytest.mark.parametrize(
@@ -242,7 +244,8 @@ def test_unexpected_exception_gets_traceback_without_locals(runner, scen, monkey
     monkeypatch.setattr("ksmrepro.runner.run_scenario", fake_run)
     res = run(runner, "run", "ok.yaml")
     assert res.exit_code == 3
-    assert "RuntimeError" in res.stderr and "simulator exploded" in res.stderr
+    assert "RuntimeError" in res.stderr
+    assert "simulator exploded" in res.stderr
     assert "internal error" in res.stderr
     assert "visible only with KSMREPRO_DEBUG" not in res.stderr
 
@@ -270,7 +273,7 @@ def test_json_matches_the_contract(runner, scen):
     statuses = [r["status"] for r in doc["runs"]]
     assert statuses == ["passed", "failed", "known-failure", "unexpected-pass"]
     for r in doc["runs"]:
-        assert CONTRACT_RUN_KEYS <= set(r)
+        assert set(r) >= CONTRACT_RUN_KEYS
         assert set(r) - CONTRACT_RUN_KEYS <= {"model_detail"}
         assert r["model"] == "v7.0-rc6"
         assert r["model_detail"]["base"] == "v7.0-rc6"
@@ -475,7 +478,8 @@ def test_validate_checks_model_names(runner, scen):
     Path("m.yaml").write_text("name: m\nknown_failures: {v9.9: why}\n" + NO_KSM_STEPS)
     res = run(runner, "validate", "m.yaml")
     assert res.exit_code == 2
-    assert "known_failures" in res.stderr and "v9.9" in res.stderr
+    assert "known_failures" in res.stderr
+    assert "v9.9" in res.stderr
 
 
 def test_schema_prints_json(runner):

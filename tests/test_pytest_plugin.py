@@ -95,7 +95,8 @@ def test_failure_report_is_the_mismatch_block(project):
     ])
     text = res.stdout.str()
     assert "Traceback" not in text
-    assert "ksmrepro/runner" not in text and "def runtest" not in text
+    assert "ksmrepro/runner" not in text
+    assert "def runtest" not in text
 
 
 def test_not_collected_without_opt_in(project):

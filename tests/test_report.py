@@ -23,7 +23,16 @@ from ksmrepro.report.junit import junit_text
 from ksmrepro.report.tap import tap_text
 from ksmrepro.report.text import failure_text, mismatch_block, run_ids, step_title, summary_line
 from ksmrepro.runner.results import Observation, RunResult, StepFailure, TraceEvent
-from ksmrepro.scenario.steps import AddrExpr, Comparison, Expect, Memset, Mmap, Mremap, Print, Scenario
+from ksmrepro.scenario.steps import (
+    AddrExpr,
+    Comparison,
+    Expect,
+    Memset,
+    Mmap,
+    Mremap,
+    Print,
+    Scenario,
+)
 
 GOLDEN = Path(__file__).parent / "report" / "golden"
 
@@ -145,6 +154,14 @@ def test_mismatch_block_without_scenario_or_file(tmp_path):
     assert " | " not in block
 
 
+def test_mismatch_block_reads_the_file_as_it_is_now():
+    before = mismatch_block(records()[1].result, SCENARIO)
+    Path("demo.yaml").write_text(DEMO_YAML.replace('">= 1"', '">= 2"'))
+    after = mismatch_block(records()[1].result, SCENARIO)
+    assert '">= 1"' in before
+    assert '">= 2"' in after
+
+
 def test_mismatch_blocks_golden():
     text = "\n\n".join(mismatch_block(r.result, r.scenario, r.kernel_bug) for r in records())
     check_golden("mismatch.txt", text)
@@ -211,7 +228,8 @@ def test_console_trace_and_dumps_golden():
     console, out = fixed_console()
     print_report(console, [RunRecord(res, SCENARIO)], trace=True)
     text = out.getvalue()
-    assert "1000.250" in text and "rmap_walk_ksm" in text
+    assert "1000.250" in text
+    assert "rmap_walk_ksm" in text
     check_golden("console-trace-dump.txt", text)
 
 
@@ -221,7 +239,9 @@ def test_console_expected_step_outcome_row():
     console, out = fixed_console()
     print_report(console, [RunRecord(res, SCENARIO)])
     row = next(line for line in out.getvalue().splitlines() if "EINVAL" in line)
-    assert "mremap" in row and "EINVAL (asked for)" in row and "ok" in row
+    assert "mremap" in row
+    assert "EINVAL (asked for)" in row
+    assert "ok" in row
 
 
 def test_console_shows_failed_step_and_known_failure_reason():
@@ -241,7 +261,7 @@ def test_json_document_keeps_contract_keys():
     assert doc["version"] == 1
     assert [r["status"] for r in doc["runs"]] == [
         "passed", "failed", "known-failure", "unexpected-pass", "failed", "error"]
-    for run, rec in zip(doc["runs"], records()):
+    for run, rec in zip(doc["runs"], records(), strict=False):
         contract = rec.result.to_json()
         assert {k: run[k] for k in contract} == contract
     assert doc["runs"][0]["model_detail"]["base"] == "v7.0-rc6"
@@ -250,7 +270,8 @@ def test_json_document_keeps_contract_keys():
     assert list(switches) == sorted(switches)
     assert doc["runs"][5]["kernel_bug"].startswith("VM_BUG_ON_FOLIO")
     assert "kernel_bug" not in doc["runs"][0]
-    assert "trace" not in doc["runs"][0] and "dumps" not in doc["runs"][0]
+    assert "trace" not in doc["runs"][0]
+    assert "dumps" not in doc["runs"][0]
 
 
 def test_json_text_is_stable():

@@ -92,4 +92,4 @@ def execute(jobs: Sequence[Job], workers: int = 1) -> list[RunRecord]:
     for d in done:
         if d.error is not None:
             raise KsmreproError(d.error)
-    return [_record(job, d) for job, d in zip(jobs, done)]
+    return [_record(job, d) for job, d in zip(jobs, done, strict=True)]

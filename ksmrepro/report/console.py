@@ -70,7 +70,7 @@ def _verdict(obs: Observation, status: str) -> str:
 
 def _lines(cells: Sequence[str], differs: Sequence[bool], style: str) -> Text:
     text = Text()
-    for i, (cell, bad) in enumerate(zip(cells, differs)):
+    for i, (cell, bad) in enumerate(zip(cells, differs, strict=True)):
         if i:
             text.append("\n")
         text.append(cell, style=style if bad else "")

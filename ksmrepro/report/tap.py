@@ -39,7 +39,7 @@ def tap_text(records: Sequence[RunRecord]) -> str:
     lines = ["TAP version 13", f"1..{len(records)}"]
     totals = {"pass": 0, "fail": 0, "xfail": 0, "xpass": 0, "skip": 0, "error": 0}
     ids = run_ids(r.result for r in records)
-    for n, (record, test_id) in enumerate(zip(records, ids), start=1):
+    for n, (record, test_id) in enumerate(zip(records, ids, strict=True), start=1):
         result = record.result
         status = result.status
         if record.kernel_bug is not None or status == "error":

@@ -7,7 +7,6 @@ show exactly these lines, so a failure reads the same wherever it is seen.
 
 from __future__ import annotations
 
-import linecache
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -87,8 +86,17 @@ def source_excerpt(path: str, line: int) -> str | None:
     """``  44 |   - expect: {...}``: line ``line`` of ``path`` (None if it cannot be read)."""
     if line <= 0:
         return None
-    text = linecache.getline(path, line).rstrip()
-    return f"{line:>5} | {text}" if text else None
+    # Read the file each time, not through linecache: a relative path may name
+    # another file after a chdir, and a scenario may be edited between runs.
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, text in enumerate(f, start=1):
+                if n == line:
+                    text = text.rstrip()
+                    return f"{line:>5} | {text}" if text else None
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None
 
 
 def _location(path: str, line: int) -> str:
@@ -108,10 +116,11 @@ def counter_rows(obs: Observation) -> list[tuple[str, str, str, bool]]:
 
 def _table(rows: Sequence[tuple[str, str, str, bool]], indent: str) -> list[str]:
     head = ("counter", "expected", "seen")
-    widths = [max(len(r[i]) for r in [(*head, False), *rows]) for i in range(3)]
-    out = [indent + "  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+    texts = [head, *((name, exp, seen) for name, exp, seen, _ in rows)]
+    widths = [max(len(t[i]) for t in texts) for i in range(3)]
+    out = [indent + "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
     for name, exp, seen, differs in rows:
-        cells = "  ".join(c.ljust(w) for c, w in zip((name, exp, seen), widths))
+        cells = "  ".join(c.ljust(w) for c, w in zip((name, exp, seen), widths, strict=True))
         out.append(indent + (cells + "  <- differs" if differs else cells.rstrip()))
     return out
 
