@@ -1,0 +1,521 @@
+"""The simulated machine: clock and timers, memory, tasks, and the system-call surface the
+runner drives.  Everything a scenario step does enters here as a user action."""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ksmrepro.errors import KernelBug
+from ksmrepro.mm import content as C
+from ksmrepro.mm import memory, mmap, page_alloc, swap
+from ksmrepro.mm import vma as V
+from ksmrepro.mm.const import (
+    MAP, PAGE_SHIFT, PAGE_SIZE, PG_active, PG_referenced, PROT, VM_DONTCOPY, VM_WIPEONFORK,
+    Errno, pg_names,
+)
+from ksmrepro.mm.ksm import Ksm, KsmStableNode
+from ksmrepro.mm.mm_types import (
+    LRU_NAMES, Folio, MmStruct, PteRun, SwapRun, Task, VmAreaStruct, ZeroPte, folio_test_ksm,
+    linear_page_index,
+)
+from ksmrepro.mm.rmap import Rmap
+from ksmrepro.mm.swapfile import SwapInfo
+from ksmrepro.mm.vmscan import Vmscan
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Simulated time, in ns, that each unit of work costs (docs/cost-model.md)."""
+
+    syscall: int = 1_000
+    fault: int = 700  # handle_mm_fault() of one page, with the LRU add
+    zero_page: int = 300  # clearing 4 KiB
+    copy_page: int = 400  # copying 4 KiB (CoW)
+    write: int = 100  # a write to a present, writable page (memset of 4 KiB)
+    touch: int = 20  # a read or a one-byte write to a present page
+    zap: int = 50  # one pte zapped or moved
+    scan: int = 200  # reclaim: one folio isolated and judged
+    swap_out: int = 5_000  # one page written to swap
+    swap_in: int = 8_000  # one page read from swap
+    ksm_scan_batch: int = 5_000  # a ksm_do_scan() batch, fixed part
+    ksm_page_visit: int = 1_500  # one rmap_item visited by ksmd
+    kswapd_wakeup: int = 50_000  # from wakeup_kswapd() until kswapd runs
+
+
+class _SwapOps:
+    """mm/swap.c functions bound to a kernel."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+
+    def folio_add_lru(self, f: Folio, cpu: int) -> None:
+        swap.folio_add_lru(self.k, f, cpu)
+
+    def lru_add_drain(self, cpu: int) -> None:
+        swap.lru_add_drain(self.k, cpu)
+
+    def lru_add_drain_all(self) -> None:
+        swap.lru_add_drain_all(self.k)
+
+    def folio_mark_accessed(self, f: Folio) -> None:
+        swap.folio_mark_accessed(self.k, f)
+
+
+class OutOfMemory(Exception):
+    """The OOM killer chose the allocating task (SIGKILL)."""
+
+
+class Kernel:
+    """One simulated machine running one kernel model (``switches``)."""
+
+    def __init__(self, switches: Any, *, memory_bytes: int = 1 << 30, swap_bytes: int = 2 << 30,
+                 cpus: int = 2, thp: str = "never", tracing: bool = False,
+                 costs: Costs | None = None) -> None:
+        self.switches = switches
+        self.costs = costs or Costs()
+        self.tracing = tracing
+        self.trace_events: list[dict[str, Any]] = []
+        self.step = -1
+        self.now = 0
+        self.pending = 0
+        self._timers: list[tuple[int, int, Callable[[], None]]] = []
+        self._seq = 0
+        self.cpus = cpus
+        self.thp = thp
+        self.memory = memory
+        self.mmap = mmap
+        self.swap = _SwapOps(self)
+        self.rmap = Rmap(self)
+        self.vmscan = Vmscan(self)
+        self.ksm = Ksm(self)
+        self.vmstat: Counter[str] = Counter()
+        self.totalram = page_alloc.totalram_pages(memory_bytes)
+        self.nr_free = self.totalram - page_alloc.boot_used_pages(self.totalram)
+        self.wmark_min, self.wmark_low, self.wmark_high = page_alloc.watermarks(self.totalram)
+        self.kswapd_pending = False
+        self.swapfile = SwapInfo(self, swap_bytes >> PAGE_SHIFT)
+        self.swapcache: dict[int, Folio] = {}
+        self.lruvec = swap.Lruvec()
+        self.lru_add: list[list[Folio]] = [[] for _ in range(cpus)]
+        self.lru_gen_override: bool | None = None
+        self.tasks: dict[str, Task] = {}
+        self._pid = 0
+        self._pfn = 0x1000
+        self.vma_ids = 0
+        self.content_stamp = 1
+        self.spawn_task("main", cpu=0, mm=None)
+
+    # --- time ----------------------------------------------------------------------------
+    def tick(self, ns: int) -> None:
+        """Work done by the running task: time passes when the step yields (``flush``)."""
+        self.pending += ns
+
+    tick_reclaim = tick
+
+    def add_timer(self, when: int, fn: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._timers, (when, self._seq, fn))
+
+    def run_until(self, t: int) -> None:
+        """Simulated time passes until ``t``; kernel threads (ksmd, kswapd) run when due."""
+        while self._timers and self._timers[0][0] <= t:
+            when, _, fn = heapq.heappop(self._timers)
+            self.now = max(self.now, when)
+            fn()
+        self.now = max(self.now, t)
+
+    def flush(self) -> None:
+        p, self.pending = self.pending, 0
+        self.run_until(self.now + p)
+
+    def has_timers(self) -> bool:
+        return bool(self._timers)
+
+    # --- tracing ---------------------------------------------------------------------------
+    def trace(self, event: str, text: str, **data: Any) -> None:
+        self.trace_events.append({"time_ns": self.now + self.pending, "step": self.step,
+                                  "event": event, "text": text, "data": data})
+
+    # --- memory ----------------------------------------------------------------------------
+    def lru_gen_enabled(self) -> bool:
+        if self.lru_gen_override is not None:
+            return self.lru_gen_override
+        return bool(self.switches.lru_gen_enabled)
+
+    def new_folio(self, n: int, index: int, content: Any, stride: int) -> Folio:
+        f = Folio(self._pfn, n, index, content, stride)
+        self._pfn += n
+        return f
+
+    def lruvec_of(self, f: Folio) -> swap.Lruvec:
+        return self.lruvec
+
+    def lruvec_for_task(self, task: Task) -> swap.Lruvec:
+        return self.lruvec
+
+    def all_lruvecs(self) -> list[swap.Lruvec]:
+        return [self.lruvec]
+
+    def charge(self, f: Folio) -> None:
+        """mem_cgroup_charge().  STUB: memory cgroups are not modelled yet."""
+
+    def split_folio_run(self, f: Folio, at: int) -> tuple[Folio, Folio]:
+        return memory.split_folio_run(self, f, at)
+
+    def mm_pte(self, mm: MmStruct, vpn: int) -> PteRun:
+        e = mm.pt[vpn]
+        assert isinstance(e, PteRun)
+        return e
+
+    def alloc_pages(self, n: int, task: Task) -> None:
+        """__alloc_pages(): below the min watermark, direct reclaim; below low, wake kswapd."""
+        if self.nr_free - n < self.wmark_min:
+            need = n - (self.nr_free - self.wmark_min)
+            self.vmstat["allocstall"] += 1
+            self.vmscan.try_to_free_pages(need, task.cpu)
+            if self.nr_free - n < 0 or (self.nr_free - n < self.wmark_min // 2):
+                raise OutOfMemory(f"out of memory: {task.name} needed {n} pages, "
+                                  f"{self.nr_free} free and nothing reclaimable")
+        self.nr_free -= n
+        if self.nr_free < self.wmark_low and not self.kswapd_pending:
+            self.kswapd_pending = True
+            self.add_timer(self.now + self.pending + self.costs.kswapd_wakeup, self.kswapd)
+
+    def kswapd(self) -> None:
+        """balance_pgdat(): reclaim until the high watermark is met."""
+        self.kswapd_pending = False
+        if self.nr_free < self.wmark_high:
+            self.vmstat["kswapd_runs"] += 1
+            self.vmscan.try_to_free_pages(self.wmark_high - self.nr_free, 0)
+
+    def free_folio(self, f: Folio) -> None:
+        """The last reference is gone: off its LRU or batch, ``mapping`` cleared (which is
+        what makes a KSM folio's stable node stale), pages back to the free lists."""
+        if f.mapping is None and f.flags == 0 and f.cpu < 0 and f.lru < 0:
+            return  # already freed
+        if f.lru >= 0:
+            swap.lruvec_del_folio(self.lruvec_of(f), f)
+        if f.cpu >= 0:
+            self.lru_add[f.cpu].remove(f)
+            f.cpu = -1
+        f.mapping = None
+        f.flags = 0
+        self.nr_free += f.nr
+
+    def folio_put_unmapped(self, f: Folio) -> None:
+        """A folio lost its last mapping: freed, unless the swap cache still holds it for a
+        swap pte that references its slot."""
+        if f.swap >= 0 and not self.swapfile.folio_free_swap(f):
+            return
+        self.free_folio(f)
+
+    def workingset_activation(self, f: Folio) -> None:
+        self.lruvec_of(f).nonresident_age += f.nr
+
+    def deactivate_folio(self, f: Folio) -> None:
+        """lru_deactivate_fn() (MADV_COLD): to the inactive head, PG_referenced cleared."""
+        f.flags &= ~PG_referenced
+        if f.lru >= 0:
+            lv = self.lruvec_of(f)
+            swap.lruvec_del_folio(lv, f)
+            f.flags &= ~PG_active
+            swap.lruvec_add_folio(lv, f)
+        else:
+            f.flags &= ~PG_active
+
+    def do_swap_page(self, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int, n: int) -> None:
+        memory.do_swap_page(self, task, vma, e, vpn, n)
+
+    # --- tasks -----------------------------------------------------------------------------
+    def find_vma(self, mm: MmStruct, addr: int) -> VmAreaStruct | None:
+        return V.find_vma(mm, addr)
+
+    def task_of_mm(self, mm: MmStruct) -> Task:
+        for t in self.tasks.values():
+            if t.mm is mm:
+                return t
+        return Task(0, mm.owner, mm, 0, None)
+
+    def task(self, name: str) -> Task:
+        t = self.tasks.get(name)
+        if t is None or not t.alive:
+            raise Errno("ESRCH", f"no process {name!r}")
+        return t
+
+    def spawn_task(self, name: str, cpu: int | None = None, mm: MmStruct | None = None,
+                   memcg: Any = None) -> Task:
+        self._pid += 1
+        if mm is None:
+            mm = MmStruct(self, name)
+        mm.id = self._pid
+        t = Task(self._pid, name, mm, (cpu if cpu is not None else 0) % self.cpus, memcg)
+        self.tasks[name] = t
+        return t
+
+    def sys_fork(self, parent: Task, child_name: str) -> Task:
+        """dup_mmap(): VM_DONTCOPY vmas are skipped; anon pages become CoW-shared."""
+        pm = parent.mm
+        child = self.spawn_task(child_name, cpu=parent.cpu, memcg=parent.memcg)
+        cm = child.mm
+        for v in pm.vmas:
+            if v.vm_flags & VM_DONTCOPY:
+                continue
+            nv = VmAreaStruct(cm, v.vm_start, v.vm_end, v.vm_pgoff, v.vm_flags)  # vm_area_dup()
+            V.vma_insert(self, cm, nv)
+            self.rmap.anon_vma_fork(nv, v)
+            if not v.vm_flags & VM_WIPEONFORK:
+                memory.copy_pte_range(self, nv, v)
+        self.ksm.ksm_fork(cm, pm)
+        child.names = dict(parent.names)
+        self.tick(self.costs.syscall * 20)
+        return child
+
+    def sys_exit(self, task: Task) -> None:
+        mm = task.mm
+        mm.mm_users = 0
+        self.ksm.ksm_exit(mm)  # __ksm_exit() runs before exit_mmap() (mmput)
+        mmap.exit_mmap(self, mm)
+        task.alive = False
+        self.tick(self.costs.syscall * 10)
+
+    # --- user memory access --------------------------------------------------------------
+    def user_write(self, task: Task, addr: int, length: int, op: memory.ContentOp) -> None:
+        memory.handle_mm_fault_range(self, task, addr, length, write=True, op=op)
+
+    def user_read(self, task: Task, addr: int, length: int) -> None:
+        memory.handle_mm_fault_range(self, task, addr, length, write=False, op=None)
+
+    def memset_op(self, value: int) -> memory.ContentOp:
+        c = C.filled(value)
+        return lambda _c, _s, _n: (c, 0)
+
+    def touch_op(self, value: int | None) -> memory.ContentOp:
+        if value is not None:
+            return lambda c, s, _n: (C.write_byte(c, 0, value), s)
+
+        def unique(c: Any, s: int, n: int) -> tuple[Any, int]:
+            stamp = self.content_stamp
+            self.content_stamp += n
+            return C.stamped(c, stamp), 1
+
+        return unique
+
+    # --- /sys and prctl -------------------------------------------------------------------
+    def sysfs_write(self, path: str, value: str) -> None:
+        if path.startswith("/sys/kernel/mm/ksm/"):
+            self.ksm.write_knob(path.rsplit("/", 1)[1], str(value))
+        elif path == "/sys/kernel/mm/lru_gen/enabled":
+            v = str(value).strip().lower()
+            on = v in ("y", "1", "yes") or (v.startswith("0x") and int(v, 16) != 0)
+            if on:
+                # CUSTOM: the multi-gen LRU is not modelled yet; refusing beats a wrong answer
+                raise Errno("EINVAL", "the multi-gen LRU is not modelled by this ksmrepro yet")
+            self.lru_gen_override = False
+        else:
+            raise Errno("ENOENT", f"{path}: no such file")
+        self.tick(self.costs.syscall)
+
+    def prctl(self, task: Task, option: str, value: int) -> int:
+        if option == "PR_SET_MEMORY_MERGE":
+            if value not in (0, 1):
+                raise Errno("EINVAL", "PR_SET_MEMORY_MERGE takes 0 or 1")
+            if value:
+                self.ksm.enable_merge_any(task.mm)
+            else:
+                self.ksm.disable_merge_any(task.mm)
+            return 0
+        if option == "PR_GET_MEMORY_MERGE":
+            from ksmrepro.mm.mm_types import MMF_VM_MERGE_ANY
+            return int(bool(task.mm.flags & MMF_VM_MERGE_ANY))
+        raise Errno("EINVAL", f"{option} not supported")
+
+    # --- observation ------------------------------------------------------------------------
+    def smaps_ksm(self, mm: MmStruct) -> int:
+        """Sum of smaps ``KSM:`` (bytes): present ptes of KSM folios and KSM zero pages."""
+        total = 0
+        seen: set[int] = set()
+        for e in mm.pt.values():
+            if isinstance(e, PteRun):
+                if id(e) not in seen:
+                    seen.add(id(e))
+                    if folio_test_ksm(e.folio):
+                        total += e.folio.nr * PAGE_SIZE
+            elif isinstance(e, ZeroPte) and e.dirty:
+                total += PAGE_SIZE
+        return total
+
+    def counters(self, task: Task | None) -> dict[str, int]:
+        c = self.ksm.counters()
+        c.update({k2: (int(v) if str(v).lstrip("-").isdigit() else 0)
+                  for k2, v in self.ksm.knobs.items() if not k2.startswith("advisor_mode")})
+        lv = self.lruvec
+        c.update({
+            "nr_free_pages": self.nr_free,
+            "nr_inactive_anon": lv.lists[0].pages + sum(
+                f.nr for b in self.lru_add for f in b if not f.flags & PG_active),
+            "nr_active_anon": lv.lists[1].pages,
+            "nr_swap_used": self.swapfile.inuse_pages,
+            "pswpin": self.vmstat["pswpin"],
+            "pswpout": self.vmstat["pswpout"],
+            "cow_ksm": self.vmstat["cow_ksm"],
+            "ksm_swpin_copy": self.vmstat["ksm_swpin_copy"],
+            "workingset_activate_anon": self.vmstat["workingset_activate_anon"],
+            "memory_current": (self.totalram - self.nr_free) * PAGE_SIZE,
+        })
+        if task is not None:
+            mm = task.mm
+            c.update(self.ksm.ksm_stat(mm))
+            c["rss_anon"] = mm.rss_anon
+            c["swap_ents"] = mm.swapents
+            c["smaps_ksm"] = self.smaps_ksm(mm)
+        return c
+
+    # --- state dumps ------------------------------------------------------------------------
+    def dump(self, task: Task, what: tuple[str, ...]) -> dict[str, Any]:
+        mm = task.mm
+        out: dict[str, Any] = {"proc": task.name, "pid": task.pid}
+        if "maps" in what:
+            out["maps"] = [{
+                "vm_start": f"{v.vm_start:#x}", "vm_end": f"{v.vm_end:#x}",
+                "vm_pgoff": f"{v.vm_pgoff:#x}",
+                "vm_flags": " ".join(n for b, n in sorted(__import__(
+                    "ksmrepro.mm.const", fromlist=["VM_FLAG_NAMES"]).VM_FLAG_NAMES.items())
+                    if v.vm_flags & b),
+                "anon_vma": repr(v.anon_vma) if v.anon_vma else None,
+                "avc": [f"{a.anon_vma}[{a.start_pgoff:#x}, {a.last_pgoff:#x}]"
+                        for a in v.anon_vma_chain],
+            } for v in mm.vmas]
+        if "pages" in what:
+            out["pages"] = self._dump_pages(mm)
+        if "ksm" in what:
+            out["ksm"] = self._dump_ksm()
+        return out
+
+    def _dump_pages(self, mm: MmStruct, limit: int = 256) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for v in mm.vmas:
+            for vpn in range(v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT):
+                if len(rows) >= limit:
+                    return rows
+                e = mm.pt.get(vpn)
+                addr = f"{vpn << PAGE_SHIFT:#x}"
+                if e is None:
+                    continue
+                if isinstance(e, PteRun):
+                    f = e.folio
+                    i = vpn - e.vpn
+                    rows.append({
+                        "addr": addr, "pte": "present",
+                        "pte_bits": "".join(b for b, on in (("y", e.young), ("d", e.dirty),
+                                                           ("w", e.write)) if on) or "-",
+                        "pfn": f"{f.pfn + i:#x}", "index": f"{f.index + i:#x}",
+                        "linear_page_index": f"{linear_page_index(v, vpn << PAGE_SHIFT):#x}",
+                        "mapping": (f"stable_node#{f.mapping.id}" if isinstance(
+                            f.mapping, KsmStableNode) else repr(f.mapping)),
+                        "ksm": folio_test_ksm(f), "mapcount": f.mapcount,
+                        "flags": ",".join(pg_names(f.flags)),
+                        "lru": LRU_NAMES.get(f.lru, "batch" if f.cpu >= 0 else "none"),
+                        "content": C.describe(f.page_content(i)),
+                    })
+                elif isinstance(e, SwapRun):
+                    rows.append({"addr": addr, "pte": "swap",
+                                 "slot": e.slot + vpn - e.vpn,
+                                 "swapcache": (e.slot + vpn - e.vpn) in self.swapcache})
+                else:
+                    rows.append({"addr": addr, "pte": "ksm-zero-page" if e.dirty else "zero-page"})
+        return rows
+
+    def _dump_ksm(self) -> dict[str, Any]:
+        k = self.ksm
+
+        def node(n: KsmStableNode) -> dict[str, Any]:
+            d: dict[str, Any] = {"node": n.id}
+            if n.chain:
+                d["chain"] = [node(x) for x in n.dups]
+                return d
+            f = n.kfolio
+            d.update({"kpfn": f"{f.pfn:#x}" if f else None,
+                      "stale": f is None or f.mapping is not n,
+                      "rmap_hlist_len": n.rmap_hlist_len,
+                      "hlist": [{"mm": i.mm.owner, "address": f"{i.address:#x}",
+                                 "anon_vma": repr(i.anon_vma),
+                                 "linear_page_index": None if i.linear_page_index is None
+                                 else f"{i.linear_page_index:#x}"} for i in n.hlist]})
+            return d
+
+        return {
+            "stable_tree": [node(n) for n in k.stable_tree],
+            "unstable_tree": [{"mm": i.mm.owner, "address": f"{i.address:#x}"}
+                              for i in k.unstable_tree],
+            "mm_slots": [{"mm": s.mm.owner, "rmap_items": [
+                {"address": f"{i.address:#x}",
+                 "state": "stable" if i.flags & 0x200 else "unstable" if i.flags & 0x100
+                 else "volatile", "oldchecksum": f"{i.oldchecksum:#010x}", "age": i.age}
+                for i in s.rmap_list]} for s in k.mm_slots],
+            "scan": {"mm": k.scan_slot.mm.owner if k.scan_slot else "ksm_mm_head",
+                     "address": f"{k.scan_address:#x}", "seqnr": k.seqnr},
+        }
+
+    # --- invariants -------------------------------------------------------------------------
+    def check_invariants(self) -> None:
+        """VM_BUG_ON()s the simulation keeps after every step."""
+        k = self.ksm
+
+        def bug(msg: str) -> None:
+            raise KernelBug(f"VM_BUG_ON: {msg}")
+
+        shared = sharing = 0
+        for n in k.stable_tree:
+            for d in (n.dups if n.chain else [n]):
+                if d.rmap_hlist_len != len(d.hlist):
+                    bug(f"{d}: rmap_hlist_len {d.rmap_hlist_len} != hlist length {len(d.hlist)}")
+                if d.hlist:
+                    shared += 1
+                    sharing += len(d.hlist) - 1
+        if (shared, sharing) != (k.pages_shared, k.pages_sharing):
+            bug(f"pages_shared/pages_sharing {k.pages_shared}/{k.pages_sharing} but the stable "
+                f"tree holds {shared}/{sharing}")
+        items = sum(len(s.rmap_list) for s in k.mm_slots)
+        if items != k.ksm_rmap_items:
+            bug(f"ksm_rmap_items {k.ksm_rmap_items} but the mm_slots hold {items}")
+        for t in self.tasks.values():
+            if not t.alive:
+                continue
+            mm = t.mm
+            runs: dict[int, PteRun] = {}
+            for e in mm.pt.values():
+                if isinstance(e, PteRun):
+                    runs[id(e)] = e
+            rss = 0
+            for p in runs.values():
+                f = p.folio
+                rss += f.nr
+                if p not in f.ptes or f.mapcount != len(f.ptes):
+                    bug(f"folio pfn {f.pfn:#x}: mapcount {f.mapcount}, {len(f.ptes)} ptes")
+                v = V.vma_lookup(mm, p.addr)
+                if v is None or p.addr + f.nr * PAGE_SIZE > v.vm_end:
+                    bug(f"{mm.owner}: pte at {p.addr:#x} outside any vma")
+                elif not folio_test_ksm(f) and f.index != linear_page_index(v, p.addr):
+                    bug(f"{mm.owner}: folio index {f.index:#x} != linear_page_index "
+                        f"{linear_page_index(v, p.addr):#x} at {p.addr:#x}")
+            if rss != mm.rss_anon:
+                bug(f"{mm.owner}: MM_ANONPAGES {mm.rss_anon} but {rss} present anon ptes")
+
+    # --- constants --------------------------------------------------------------------------
+    @staticmethod
+    def prot_bits(names: tuple[str, ...]) -> int:
+        p = 0
+        for n in names:
+            p |= PROT[n]
+        return p
+
+    @staticmethod
+    def map_bits(names: tuple[str, ...]) -> int:
+        p = 0
+        for n in names:
+            p |= MAP[n]
+        return p

@@ -1,0 +1,1019 @@
+"""mm/ksm.c: ksmd, the stable and unstable trees, rmap_items, and rmap_walk_ksm().
+
+Reference: mm/ksm.c at ~v6.12 plus the v6.19 range walk, 4d6fc29f3634 (ksm_fork
+counters) and the mm.git/mm-new rmap_walk_ksm series, each behind a model switch.
+Not modelled: NUMA (merge_across_nodes=0 only changes the counters' EBUSY rule),
+migrate_nodes, the scan-time advisor (its knobs are accepted: STUB), THP splitting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ksmrepro.mm import content as C
+from ksmrepro.mm.const import (
+    PAGE_SHIFT, PAGE_SIZE, PG_anon_exclusive, PG_dirty, ULONG_MAX, VM_DONTEXPAND, VM_HUGETLB,
+    VM_IO, VM_MAYSHARE, VM_MERGEABLE, VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, Errno,
+)
+from ksmrepro.mm.mm_types import (
+    KSM_ZERO_PTE, MMF_VM_MERGE_ANY, MMF_VM_MERGEABLE, Folio, MmStruct, PteRun, VmAreaStruct,
+    folio_ref_count, folio_test_ksm, linear_page_index,
+)
+from ksmrepro.mm.rmap import anon_vma_interval_tree_foreach
+
+if TYPE_CHECKING:
+    from ksmrepro.mm.kernel import Kernel
+
+KSM_RUN_STOP, KSM_RUN_MERGE, KSM_RUN_UNMERGE = 0, 1, 2
+SEQNR_MASK = 0xFF
+UNSTABLE_FLAG = 0x100
+STABLE_FLAG = 0x200
+RMAP_ITEM_SIZE = 64  # sizeof(struct ksm_rmap_item) on 64-bit
+ZERO_PAGE = "ZERO_PAGE"  # the kpage argument that means the shared zero page
+
+DEFAULT_KNOBS: dict[str, Any] = {
+    "run": 0, "pages_to_scan": 100, "sleep_millisecs": 20, "max_page_sharing": 256,
+    "use_zero_pages": 0, "merge_across_nodes": 1, "smart_scan": 1,
+    "stable_node_chains_prune_millisecs": 2000, "advisor_mode": "none",
+    "advisor_max_cpu": 70, "advisor_min_pages_to_scan": 500,
+    "advisor_max_pages_to_scan": 30000, "advisor_target_scan_time": 200,
+}
+VM_KSM_INCOMPATIBLE = (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_HUGETLB
+                       | VM_MIXEDMAP)
+
+
+class KsmRmapItem:
+    """``struct ksm_rmap_item``; ``address`` is the page address, ``flags`` the low bits."""
+
+    __slots__ = ("mm", "address", "flags", "seqnr", "anon_vma", "oldchecksum", "age",
+                 "remaining_skips", "head", "linear_page_index")
+
+    def __init__(self, mm: MmStruct, address: int) -> None:
+        self.mm = mm
+        self.address = address
+        self.flags = 0  # UNSTABLE_FLAG | STABLE_FLAG
+        self.seqnr = 0  # address & SEQNR_MASK: the scan that put it in the unstable tree
+        self.anon_vma: Any = None
+        self.oldchecksum = 0
+        self.age = 0
+        self.remaining_skips = 0
+        self.head: KsmStableNode | None = None
+        self.linear_page_index: int | None = None
+
+
+class KsmStableNode:
+    """``struct ksm_stable_node``: a KSM folio's node, or a chain of dups (``chain``)."""
+
+    IS_KSM = True
+    __slots__ = ("id", "kfolio", "hlist", "rmap_hlist_len", "chain", "dups", "chain_prune_time",
+                 "content", "parent")
+
+    def __init__(self, id: int, kfolio: Folio | None, content: Any, chain: bool = False) -> None:
+        self.id = id
+        self.kfolio = kfolio
+        self.hlist: list[KsmRmapItem] = []  # newest first (hlist_add_head)
+        self.rmap_hlist_len = 0
+        self.chain = chain
+        self.dups: list[KsmStableNode] = []
+        self.chain_prune_time = 0
+        self.content = content
+        self.parent: KsmStableNode | None = None  # the chain of a dup
+
+    def __repr__(self) -> str:
+        return f"stable_node#{self.id}"
+
+
+class _PendingNode:
+    """folio_set_stable_node(folio, NULL): KSM-flagged until stable_tree_insert() fills it."""
+
+    IS_KSM = True
+
+
+_PENDING = _PendingNode()
+
+
+class KsmMmSlot:
+    """``struct ksm_mm_slot``: ``rmap_list`` in increasing address order."""
+
+    __slots__ = ("mm", "rmap_list")
+
+    def __init__(self, mm: MmStruct) -> None:
+        self.mm = mm
+        self.rmap_list: list[KsmRmapItem] = []
+
+
+class Ksm:
+    """KSM state and ksmd, bound to a kernel."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
+        self.knobs = dict(DEFAULT_KNOBS)
+        self.mm_slots: list[KsmMmSlot] = []  # ksm_mm_head order
+        self.scan_slot: KsmMmSlot | None = None  # None: the cursor is at ksm_mm_head
+        self.scan_address = 0
+        self.scan_idx = 0  # ksm_scan.rmap_list, as an index into the slot's rmap_list
+        self.seqnr = 0
+        self.stable_tree: list[KsmStableNode] = []  # CUSTOM: sorted list for the rbtree
+        self.unstable_tree: list[KsmRmapItem] = []
+        self.pages_shared = self.pages_sharing = self.pages_unshared = 0
+        self.pages_scanned = self.pages_skipped = 0
+        self.ksm_rmap_items = 0
+        self.stable_node_chains = self.stable_node_dups = 0
+        self.ksm_zero_pages = 0
+        self._node_ids = 0
+        self.zero_checksum = C.calc_checksum(C.ZERO)
+        self.ksmd_pending = False
+
+    # --- helpers ---------------------------------------------------------------------------
+    @property
+    def run(self) -> int:
+        return int(self.knobs["run"])
+
+    def _content_of(self, p: PteRun, vpn: int) -> Any:
+        return p.folio.page_content(vpn - p.vpn)
+
+    def find_mergeable_vma(self, mm: MmStruct, addr: int) -> VmAreaStruct | None:
+        """find_mergeable_vma()."""
+        if mm.mm_users == 0:
+            return None
+        vma = self.k.find_vma(mm, addr)
+        if vma is None or vma.vm_start > addr:
+            return None
+        if not vma.vm_flags & VM_MERGEABLE or vma.anon_vma is None:
+            return None
+        return vma
+
+    def _page_at(self, mm: MmStruct, addr: int) -> PteRun | None:
+        """folio_walk_start() + the anon check: a present pte mapping a normal anon page."""
+        e = mm.pt.get(addr >> PAGE_SHIFT)
+        if isinstance(e, PteRun) and e.folio.mapping is not None:
+            return e
+        return None
+
+    # --- registration ----------------------------------------------------------------------
+    def vma_ksm_compatible(self, vma: VmAreaStruct) -> bool:
+        return not vma.vm_flags & VM_KSM_INCOMPATIBLE
+
+    def ksm_madvise(self, vma: VmAreaStruct, start: int, end: int, advice: str,
+                    flags: int) -> int:
+        """ksm_madvise(): returns the new vm_flags (the caller stores them, or not: mremap)."""
+        mm = vma.vm_mm
+        if advice == "MADV_MERGEABLE":
+            if flags & VM_MERGEABLE or not self.vma_ksm_compatible(vma):
+                return flags
+            if not mm.flags & MMF_VM_MERGEABLE:
+                self.__ksm_enter(mm)
+            return flags | VM_MERGEABLE
+        # MADV_UNMERGEABLE
+        if not flags & VM_MERGEABLE:
+            return flags
+        if vma.anon_vma is not None:
+            self.unmerge_ksm_pages(vma, start, end)
+        return flags & ~VM_MERGEABLE
+
+    def ksm_enter(self, mm: MmStruct) -> None:
+        self.__ksm_enter(mm)
+
+    def __ksm_enter(self, mm: MmStruct) -> None:
+        """__ksm_enter(): the new slot goes just before the cursor (behind it), or at the tail
+        while unmerging.  Wakes ksmd if the list was empty."""
+        slot = KsmMmSlot(mm)
+        mm.ksm_slot = slot
+        was_empty = not self.mm_slots
+        if self.run & KSM_RUN_UNMERGE or self.scan_slot is None:
+            self.mm_slots.append(slot)
+        else:
+            self.mm_slots.insert(self.mm_slots.index(self.scan_slot), slot)
+        mm.flags |= MMF_VM_MERGEABLE
+        if was_empty:
+            self.wake_ksmd()
+
+    def ksm_exit(self, mm: MmStruct) -> None:
+        """__ksm_exit(): a slot with no rmap_items is freed now; otherwise it is moved right
+        after the cursor and ksmd tears it down when it sees mm_users == 0."""
+        slot = mm.ksm_slot
+        if slot is None or slot is self.scan_slot:
+            return
+        self.mm_slots.remove(slot)
+        if not slot.rmap_list:
+            mm.ksm_slot = None
+            mm.flags &= ~(MMF_VM_MERGEABLE | MMF_VM_MERGE_ANY)
+            return
+        i = 0 if self.scan_slot is None else self.mm_slots.index(self.scan_slot) + 1
+        self.mm_slots.insert(i, slot)
+
+    def ksm_fork(self, child: MmStruct, parent: MmStruct) -> None:
+        """ksm_fork(): the child is registered if the parent is; no rmap_items are copied."""
+        if not parent.flags & MMF_VM_MERGEABLE:
+            return
+        if self.k.switches.ksm_fork_resets_counters:
+            # 4d6fc29f3634 ("mm/ksm: fix incorrect KSM counter handling in mm_struct during fork")
+            child.ksm_merging_pages = 0
+            child.ksm_rmap_items = 0
+            self.ksm_zero_pages += child.ksm_zero_pages
+        else:
+            # before v6.18 dup_mm()'s copy of the parent's counters stood
+            child.ksm_merging_pages = parent.ksm_merging_pages
+            child.ksm_rmap_items = parent.ksm_rmap_items
+        child.flags |= parent.flags & MMF_VM_MERGE_ANY
+        self.__ksm_enter(child)
+
+    def ksm_zero_page_forked(self, mm: MmStruct, n: int) -> None:
+        """A KSM zero pte copied at fork: counted in the child's mm (see ksm_fork)."""
+        mm.ksm_zero_pages += n
+
+    def ksm_might_unmap_zero_page(self, mm: MmStruct, n: int) -> None:
+        """ksm_might_unmap_zero_page(): a KSM-placed zero pte (dirty) goes away."""
+        self.ksm_zero_pages -= n
+        mm.ksm_zero_pages -= n
+
+    def enable_merge_any(self, mm: MmStruct) -> None:
+        """ksm_enable_merge_any(): PR_SET_MEMORY_MERGE 1."""
+        if mm.flags & MMF_VM_MERGE_ANY:
+            return
+        if not mm.flags & MMF_VM_MERGEABLE:
+            self.__ksm_enter(mm)
+        mm.flags |= MMF_VM_MERGE_ANY
+        for vma in mm.vmas:
+            if self.vma_ksm_compatible(vma):
+                vma.vm_flags |= VM_MERGEABLE
+
+    def disable_merge_any(self, mm: MmStruct) -> None:
+        """ksm_disable_merge_any(): PR_SET_MEMORY_MERGE 0 unmerges every vma."""
+        if not mm.flags & MMF_VM_MERGE_ANY:
+            return
+        for vma in mm.vmas:
+            vma.vm_flags = self.ksm_madvise(vma, vma.vm_start, vma.vm_end, "MADV_UNMERGEABLE",
+                                            vma.vm_flags)
+        mm.flags &= ~MMF_VM_MERGE_ANY
+
+    def ksm_add_vma(self, vma: VmAreaStruct) -> None:
+        """ksm_add_vma() / ksm_vma_flags(): new vmas of a merge-any mm are VM_MERGEABLE."""
+        if vma.vm_mm.flags & MMF_VM_MERGE_ANY and self.vma_ksm_compatible(vma):
+            vma.vm_flags |= VM_MERGEABLE
+
+    # --- unmerging -------------------------------------------------------------------------
+    def break_ksm(self, vma: VmAreaStruct, addr: int) -> None:
+        """break_ksm(): FAULT_FLAG_UNSHARE until the pte no longer maps a KSM page."""
+        mm = vma.vm_mm
+        task = self.k.task_of_mm(mm)
+        for _ in range(4):
+            e = mm.pt.get(addr >> PAGE_SHIFT)
+            ksm_page = (isinstance(e, PteRun) and folio_test_ksm(e.folio)) or e is KSM_ZERO_PTE
+            if not ksm_page:
+                return
+            self.k.memory.handle_mm_fault_range(self.k, task, addr, PAGE_SIZE, write=True,
+                                                op=None, unshare=True)
+
+    def unmerge_ksm_pages(self, vma: VmAreaStruct, start: int, end: int) -> None:
+        """unmerge_ksm_pages(): break_ksm() on every page of the range."""
+        mm = vma.vm_mm
+        pt = mm.pt
+        for vpn in range(start >> PAGE_SHIFT, end >> PAGE_SHIFT):
+            e = pt.get(vpn)
+            if e is KSM_ZERO_PTE or (isinstance(e, PteRun) and folio_test_ksm(e.folio)):
+                self.break_ksm(vma, vpn << PAGE_SHIFT)
+
+    def unmerge_and_remove_all_rmap_items(self) -> None:
+        """run=2: break every KSM page, free every rmap_item, drop stable nodes, seqnr 0."""
+        for slot in list(self.mm_slots):
+            mm = slot.mm
+            for vma in list(mm.vmas):
+                if vma.vm_flags & VM_MERGEABLE and vma.anon_vma is not None:
+                    self.unmerge_ksm_pages(vma, vma.vm_start, vma.vm_end)
+            self.remove_trailing_rmap_items(slot, 0)
+            if mm.mm_users == 0:
+                self._free_slot(slot)
+        self.scan_slot = None
+        self.remove_all_stable_nodes()
+        self.seqnr = 0
+
+    def remove_all_stable_nodes(self) -> bool:
+        """remove_all_stable_nodes(): False (EBUSY) if a KSM folio is still mapped."""
+        busy = False
+        for node in list(self.stable_tree):
+            for dup in list(node.dups) if node.chain else [node]:
+                if not self._remove_stable_node(dup):
+                    busy = True
+            if node.chain and not node.dups and node in self.stable_tree:
+                self.stable_tree.remove(node)
+                self.stable_node_chains -= 1
+        return not busy
+
+    def _remove_stable_node(self, node: KsmStableNode) -> bool:
+        f = self.ksm_get_folio(node)
+        if f is None:
+            return True
+        if f.mapcount:
+            return False
+        f.mapping = None if f.swap < 0 else f.mapping
+        self.remove_node_from_stable_tree(node)
+        return True
+
+    # --- trees -----------------------------------------------------------------------------
+    def ksm_get_folio(self, node: KsmStableNode) -> Folio | None:
+        """ksm_get_folio(): the keyhole reference; a stale node is removed on sight."""
+        f = node.kfolio
+        if f is None or f.mapping is not node:
+            self.remove_node_from_stable_tree(node)
+            return None
+        return f
+
+    def remove_node_from_stable_tree(self, node: KsmStableNode) -> None:
+        """remove_node_from_stable_tree(): uncount every item (left on its mm's rmap_list,
+        flags cleared), unlink the node from the tree or its chain."""
+        k = self.k
+        for i, item in enumerate(node.hlist):
+            if i + 1 < len(node.hlist):
+                self.pages_sharing -= 1
+            else:
+                self.pages_shared -= 1
+            item.mm.ksm_merging_pages -= 1
+            node.rmap_hlist_len -= 1
+            item.anon_vma = None
+            item.head = None
+            item.flags = 0
+            item.linear_page_index = None
+        node.hlist = []
+        if k.tracing:
+            k.trace("remove_node_from_stable_tree", f"{node} (KSM folio gone) removed",
+                    node=node.id)
+        if node.parent is not None:
+            chain = node.parent
+            if node in chain.dups:
+                chain.dups.remove(node)
+                self.stable_node_dups -= 1
+            node.parent = None
+        elif node in self.stable_tree:
+            self.stable_tree.remove(node)
+
+    def _node_folio(self, node: KsmStableNode, prune: bool) -> tuple[KsmStableNode, Folio] | None:
+        """chain_prune(): a plain node's folio, or the chain's best dup (stable_node_dup())."""
+        if not node.chain:
+            f = self.ksm_get_folio(node)
+            return None if f is None else (node, f)
+        return self.stable_node_dup(node, prune)
+
+    def is_page_sharing_candidate(self, node: KsmStableNode) -> bool:
+        return 0 < node.rmap_hlist_len < int(self.knobs["max_page_sharing"])
+
+    def stable_node_dup(self, chain: KsmStableNode, prune: bool = True
+                        ) -> tuple[KsmStableNode, Folio] | None:
+        """stable_node_dup(): prune stale dups (at most every prune_millisecs), pick the
+        sharing candidate with the most items, collapse a chain left with one dup."""
+        now_ms = self.k.now // 1_000_000
+        do_prune = prune and (now_ms - chain.chain_prune_time
+                              >= int(self.knobs["stable_node_chains_prune_millisecs"]))
+        if do_prune:
+            chain.chain_prune_time = now_ms
+        best: tuple[KsmStableNode, Folio] | None = None
+        for dup in list(chain.dups):
+            f = self.ksm_get_folio(dup)
+            if f is None:
+                continue
+            if self.is_page_sharing_candidate(dup) and (
+                    best is None or dup.rmap_hlist_len > best[0].rmap_hlist_len):
+                best = (dup, f)
+                if not do_prune:
+                    break
+        if len(chain.dups) == 1 and chain in self.stable_tree:
+            dup = chain.dups[0]  # collapse: the dup replaces the chain in the tree
+            self.stable_tree[self.stable_tree.index(chain)] = dup
+            dup.parent = None
+            chain.dups = []
+            self.stable_node_chains -= 1
+            self.stable_node_dups -= 1
+        elif not chain.dups and chain in self.stable_tree:
+            self.stable_tree.remove(chain)
+            self.stable_node_chains -= 1
+        if best is not None and chain.dups and chain.dups[0] is not best[0]:
+            chain.dups.remove(best[0])
+            chain.dups.insert(0, best[0])
+        return best
+
+    def _tree_search(self, content: Any) -> tuple[int, KsmStableNode | None, Any]:
+        """Walk the stable tree for ``content``: (slot, equal node or None, its resolution).
+        Restarts whenever a stale node is found on the way, as the kernel's walk does."""
+        while True:
+            lo, hi = 0, len(self.stable_tree)
+            restart = False
+            while lo < hi:
+                mid = (lo + hi) // 2
+                node = self.stable_tree[mid]
+                res = self._node_folio(node, prune=True)
+                if res is None:
+                    if node in self.stable_tree:  # an emptied chain, or all dups full/stale
+                        r = C.memcmp_pages(content, node.content)
+                        if r == 0:
+                            return mid, node, None
+                        lo, hi = (lo, mid) if r < 0 else (mid + 1, hi)
+                        continue
+                    restart = True
+                    break
+                r = C.memcmp_pages(content, node.content)
+                if r == 0:
+                    return mid, self.stable_tree[mid] if mid < len(self.stable_tree) else node, res
+                if r < 0:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            if not restart:
+                return lo, None, None
+
+    def stable_tree_search(self, p: PteRun, vpn: int) -> Folio | None:
+        """stable_tree_search(): a KSM folio with identical content that can take one more
+        mapping, or the page itself if it is already KSM ("ksm page forked")."""
+        if folio_test_ksm(p.folio):
+            return p.folio
+        _, node, res = self._tree_search(self._content_of(p, vpn))
+        if node is None or res is None:
+            return None
+        dup, f = res
+        if not self.is_page_sharing_candidate(dup):
+            return None
+        return f
+
+    def stable_tree_insert(self, kfolio: Folio) -> KsmStableNode:
+        """stable_tree_insert(): a new node; an equal node becomes (or joins) a chain."""
+        content = kfolio.content
+        pos, equal, _ = self._tree_search(content)
+        self._node_ids += 1
+        node = KsmStableNode(self._node_ids, kfolio, content)
+        if equal is None:
+            self.stable_tree.insert(pos, node)
+        else:
+            if not equal.chain:  # alloc_stable_node_chain()
+                self._node_ids += 1
+                chain = KsmStableNode(self._node_ids, None, content, chain=True)
+                chain.chain_prune_time = self.k.now // 1_000_000
+                self.stable_tree[self.stable_tree.index(equal)] = chain
+                chain.dups.append(equal)
+                equal.parent = chain
+                self.stable_node_chains += 1
+                self.stable_node_dups += 1
+                equal = chain
+            equal.dups.insert(0, node)
+            node.parent = equal
+            self.stable_node_dups += 1
+        kfolio.mapping = node  # folio_set_stable_node()
+        return node
+
+    def stable_tree_append(self, item: KsmRmapItem, node: KsmStableNode) -> None:
+        """stable_tree_append(): newest first; the first item counts as shared."""
+        node.rmap_hlist_len += 1
+        item.head = node
+        item.flags |= STABLE_FLAG
+        node.hlist.insert(0, item)
+        if len(node.hlist) > 1:
+            self.pages_sharing += 1
+        else:
+            self.pages_shared += 1
+        item.mm.ksm_merging_pages += 1
+
+    def remove_rmap_item_from_tree(self, item: KsmRmapItem) -> None:
+        """remove_rmap_item_from_tree()."""
+        if item.flags & STABLE_FLAG:
+            node = item.head
+            assert node is not None
+            if self.ksm_get_folio(node) is not None:
+                node.hlist.remove(item)
+                if node.hlist:
+                    self.pages_sharing -= 1
+                else:
+                    self.pages_shared -= 1
+                item.mm.ksm_merging_pages -= 1
+                node.rmap_hlist_len -= 1
+            item.anon_vma = None
+            item.head = None
+            item.flags = 0
+            if self.k.switches.ksm_rmap_item_linear_page_index:
+                item.linear_page_index = None  # overlays oldchecksum/age: reset
+                item.oldchecksum = 0
+                item.age = 0
+        elif item.flags & UNSTABLE_FLAG:
+            age = (self.seqnr - item.seqnr) & SEQNR_MASK
+            if age == 0:
+                self.unstable_tree.remove(item)
+            self.pages_unshared -= 1
+            item.flags = 0
+
+    def get_mergeable_page(self, item: KsmRmapItem) -> tuple[PteRun, int] | None:
+        vma = self.find_mergeable_vma(item.mm, item.address)
+        if vma is None:
+            return None
+        p = self._page_at(item.mm, item.address)
+        return None if p is None else (p, item.address >> PAGE_SHIFT)
+
+    def unstable_tree_search_insert(self, item: KsmRmapItem, p: PteRun, vpn: int
+                                    ) -> tuple[KsmRmapItem, PteRun, int] | None:
+        """unstable_tree_search_insert(): an identical unstable page, else insert ``item``."""
+        content = self._content_of(p, vpn)
+        lo, hi = 0, len(self.unstable_tree)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            tree_item = self.unstable_tree[mid]
+            tp = self.get_mergeable_page(tree_item)
+            if tp is None:
+                return None
+            tpte, tvpn = tp
+            if tpte.folio is p.folio and tvpn - tpte.vpn == vpn - p.vpn:
+                return None
+            r = C.memcmp_pages(content, self._content_of(tpte, tvpn))
+            if r < 0:
+                hi = mid
+            elif r > 0:
+                lo = mid + 1
+            else:
+                return tree_item, tpte, tvpn
+        item.flags |= UNSTABLE_FLAG
+        item.seqnr = self.seqnr & SEQNR_MASK
+        self.unstable_tree.insert(lo, item)
+        self.pages_unshared += 1
+        return None
+
+    # --- merging ---------------------------------------------------------------------------
+    def write_protect_page(self, vma: VmAreaStruct, p: PteRun) -> bool:
+        """write_protect_page(): make the pte clean and read-only, refusing if anything but
+        the mappings (and the swap cache) holds a reference: a folio still in a per-CPU LRU
+        batch fails here.  The young bit is left as it is."""
+        f = p.folio
+        if p.write or p.dirty or f.flags & PG_anon_exclusive:
+            swapped = 1 if f.swap >= 0 else 0
+            if f.mapcount + swapped != folio_ref_count(f):
+                return False
+            f.flags &= ~PG_anon_exclusive
+            if p.dirty:
+                f.flags |= PG_dirty
+            p.write = False
+            p.dirty = False
+        return True
+
+    def replace_page(self, vma: VmAreaStruct, p: PteRun, kpage: Folio | str) -> bool:
+        """replace_page(): map ``kpage`` where ``p`` mapped the old folio."""
+        k = self.k
+        mm = vma.vm_mm
+        vpn = p.vpn
+        old = p.folio
+        if kpage == ZERO_PAGE:
+            mm.pt[vpn] = KSM_ZERO_PTE  # pte_mkdirty(pfn_pte(zero_pfn)): the KSM zero marker
+            self.ksm_zero_pages += 1
+            mm.ksm_zero_pages += 1
+            mm.rss_anon -= 1
+        else:
+            assert isinstance(kpage, Folio)
+            kpage.mapcount += 1  # folio_add_anon_rmap_pte(kfolio, ..., RMAP_NONE)
+            # mk_pte(kpage, vma->vm_page_prot): young on x86 (the switch: Hugh's pte_mkold)
+            q = PteRun(mm, kpage, vpn, young=k.switches.ksm_replace_pte_young)
+            kpage.ptes.append(q)
+            mm.pt[vpn] = q  # MM_ANONPAGES unchanged: one anon page replaces another
+        old.ptes.remove(p)
+        old.mapcount -= 1
+        if old.mapcount == 0:
+            k.folio_put_unmapped(old)
+        return True
+
+    def try_to_merge_one_page(self, vma: VmAreaStruct, p: PteRun, vpn: int,
+                              kpage: Folio | str | None) -> bool:
+        """try_to_merge_one_page()."""
+        k = self.k
+        if kpage is p.folio:
+            return True
+        if p.folio.mapping is None:
+            return False
+        if p.folio.nr > 1:  # SIM-ONLY: a run of folios, not a large folio
+            p = k.memory.isolate_pages(k, p, vpn, 1)
+        f = p.folio
+        if not self.write_protect_page(vma, p):
+            return False
+        if kpage is None:
+            f.mapping = _PENDING  # folio_set_stable_node(folio, NULL)
+            if k.switches.ksm_kpage_mark_accessed:
+                k.swap.folio_mark_accessed(f)
+            f.flags |= PG_dirty  # folio_mark_dirty(): reclaim must swap it, not drop it
+            return True
+        kcontent = C.ZERO if kpage == ZERO_PAGE else kpage.content  # type: ignore[union-attr]
+        if f.content != kcontent:  # pages_identical()
+            return False
+        return self.replace_page(vma, p, kpage)
+
+    def try_to_merge_with_ksm_page(self, item: KsmRmapItem, p: PteRun, vpn: int,
+                                   kpage: Folio | None) -> bool:
+        """try_to_merge_with_ksm_page(): the only place an rmap_item learns its anon_vma."""
+        vma = self.find_mergeable_vma(item.mm, item.address)
+        if vma is None:
+            return False
+        if not self.try_to_merge_one_page(vma, p, vpn, kpage):
+            return False
+        self.remove_rmap_item_from_tree(item)
+        item.anon_vma = vma.anon_vma
+        if self.k.switches.ksm_rmap_item_linear_page_index:
+            item.linear_page_index = linear_page_index(vma, item.address)
+        return True
+
+    def try_to_merge_two_pages(self, item: KsmRmapItem, p: PteRun, vpn: int,
+                               tree_item: KsmRmapItem, tp: PteRun, tvpn: int) -> Folio | None:
+        """try_to_merge_two_pages(): the scanned page becomes the KSM page, in place."""
+        if not self.try_to_merge_with_ksm_page(item, p, vpn, None):
+            return None
+        kp = self.k.mm_pte(item.mm, vpn)
+        kfolio = kp.folio
+        tp = self.k.mm_pte(tree_item.mm, tvpn)
+        if not self.try_to_merge_with_ksm_page(tree_item, tp, tvpn, kfolio):
+            self.break_cow(item)
+            return None
+        return kfolio
+
+    def break_cow(self, item: KsmRmapItem) -> None:
+        """break_cow(): undo a half-done merge."""
+        item.anon_vma = None
+        item.linear_page_index = None
+        vma = self.find_mergeable_vma(item.mm, item.address)
+        if vma is not None:
+            self.break_ksm(vma, item.address)
+
+    def try_to_merge_with_zero_page(self, item: KsmRmapItem, p: PteRun, vpn: int) -> bool:
+        if self.knobs["use_zero_pages"] and item.oldchecksum == self.zero_checksum:
+            vma = self.find_mergeable_vma(item.mm, item.address)
+            if vma is None:
+                return True
+            return self.try_to_merge_one_page(vma, p, vpn, ZERO_PAGE)
+        return False
+
+    def should_skip_rmap_item(self, f: Folio, item: KsmRmapItem) -> bool:
+        """should_skip_rmap_item(): smart scan (v6.7+)."""
+        if not self.k.switches.ksm_smart_scan or not int(self.knobs["smart_scan"]):
+            return False
+        if folio_test_ksm(f):
+            return False
+        age = item.age
+        if age != 255:
+            item.age += 1
+        if age < 3:
+            return False
+        if not item.remaining_skips:
+            item.remaining_skips = 1 if age <= 3 else 2 if age <= 5 else 4 if age <= 8 else 8
+            return False
+        self.pages_skipped += 1
+        item.remaining_skips -= 1
+        self.remove_rmap_item_from_tree(item)
+        return True
+
+    def cmp_and_merge_page(self, p: PteRun, vpn: int, item: KsmRmapItem) -> None:
+        """cmp_and_merge_page()."""
+        k = self.k
+        f = p.folio
+        stable_node = f.mapping if folio_test_ksm(f) else None
+        if stable_node is not None:
+            if item.head is stable_node:
+                return
+        else:
+            self.remove_rmap_item_from_tree(item)
+            checksum = C.calc_checksum(self._content_of(p, vpn))
+            if item.oldchecksum != checksum:
+                item.oldchecksum = checksum
+                return
+            if self.try_to_merge_with_zero_page(item, p, vpn):
+                return
+        kfolio = self.stable_tree_search(p, vpn)
+        if kfolio is p.folio and item.head is stable_node:
+            return
+        self.remove_rmap_item_from_tree(item)
+        if kfolio is not None:
+            if self.try_to_merge_with_ksm_page(item, p, vpn, kfolio):
+                self.stable_tree_append(item, kfolio.mapping)
+                if k.tracing:
+                    k.trace("ksm_merge_with_ksm_page",
+                            f"{item.mm.owner}:{item.address:#x} merged into KSM folio pfn "
+                            f"{kfolio.pfn:#x} ({kfolio.mapping})", pfn=kfolio.pfn)
+            return
+        found = self.unstable_tree_search_insert(item, p, vpn)
+        if found is None:
+            return
+        tree_item, tp, tvpn = found
+        kfolio = self.try_to_merge_two_pages(item, p, vpn, tree_item, tp, tvpn)
+        if kfolio is None:
+            return
+        node = self.stable_tree_insert(kfolio)
+        self.stable_tree_append(tree_item, node)
+        self.stable_tree_append(item, node)
+        if k.tracing:
+            k.trace("ksm_merge_two_pages",
+                    f"{item.mm.owner}:{item.address:#x} became KSM folio pfn {kfolio.pfn:#x} "
+                    f"(index {kfolio.index:#x}, {node}); "
+                    f"{tree_item.mm.owner}:{tree_item.address:#x} mapped to it",
+                    pfn=kfolio.pfn, node=node.id)
+
+    # --- the scan --------------------------------------------------------------------------
+    def _free_rmap_item(self, item: KsmRmapItem) -> None:
+        self.ksm_rmap_items -= 1
+        item.mm.ksm_rmap_items -= 1
+
+    def get_next_rmap_item(self, slot: KsmMmSlot, addr: int) -> KsmRmapItem:
+        """get_next_rmap_item(): stale items before ``addr`` are freed on the way."""
+        lst = slot.rmap_list
+        i = self.scan_idx
+        while i < len(lst):
+            it = lst[i]
+            if it.address == addr:
+                self.scan_idx = i + 1
+                return it
+            if it.address > addr:
+                break
+            del lst[i]
+            self.remove_rmap_item_from_tree(it)
+            self._free_rmap_item(it)
+        item = KsmRmapItem(slot.mm, addr)
+        lst.insert(i, item)
+        self.ksm_rmap_items += 1
+        slot.mm.ksm_rmap_items += 1
+        self.scan_idx = i + 1
+        return item
+
+    def remove_trailing_rmap_items(self, slot: KsmMmSlot, idx: int) -> None:
+        for it in slot.rmap_list[idx:]:
+            self.remove_rmap_item_from_tree(it)
+            self._free_rmap_item(it)
+        del slot.rmap_list[idx:]
+
+    def _free_slot(self, slot: KsmMmSlot) -> None:
+        if slot in self.mm_slots:
+            self.mm_slots.remove(slot)
+        slot.mm.ksm_slot = None
+        slot.mm.flags &= ~(MMF_VM_MERGEABLE | MMF_VM_MERGE_ANY)
+
+    def scan_get_next_rmap_item(self) -> tuple[KsmRmapItem, PteRun, int] | None:
+        """scan_get_next_rmap_item()."""
+        k = self.k
+        if not self.mm_slots:
+            return None
+        if self.scan_slot is None:
+            k.swap.lru_add_drain_all()
+            self.unstable_tree = []  # root_unstable_tree[nid] = RB_ROOT
+            self.scan_slot = self.mm_slots[0]
+            self.scan_address = 0
+            self.scan_idx = 0
+        while True:
+            slot = self.scan_slot
+            assert slot is not None
+            mm = slot.mm
+            if mm.mm_users > 0:
+                for vma in mm.vmas:
+                    if vma.vm_end <= self.scan_address or not vma.vm_flags & VM_MERGEABLE:
+                        continue
+                    if self.scan_address < vma.vm_start:
+                        self.scan_address = vma.vm_start
+                    if vma.anon_vma is None:
+                        self.scan_address = vma.vm_end
+                        continue
+                    while self.scan_address < vma.vm_end:
+                        addr = self.scan_address
+                        p = self._page_at(mm, addr)
+                        if p is None:
+                            self.scan_address = self._next_present(mm, addr, vma.vm_end)
+                            continue
+                        item = self.get_next_rmap_item(slot, addr)
+                        self.scan_address = addr + PAGE_SIZE
+                        if self.should_skip_rmap_item(p.folio, item):
+                            continue
+                        return item, p, addr >> PAGE_SHIFT
+            else:
+                self.scan_address = 0
+                self.scan_idx = 0
+            # the end of this mm's vmas
+            self.remove_trailing_rmap_items(slot, self.scan_idx)
+            i = self.mm_slots.index(slot)
+            nxt = self.mm_slots[i + 1] if i + 1 < len(self.mm_slots) else None
+            if self.scan_address == 0:
+                self._free_slot(slot)
+            self.scan_slot = nxt
+            self.scan_address = 0
+            self.scan_idx = 0
+            if nxt is None:
+                self.seqnr += 1
+                return None
+
+    def _next_present(self, mm: MmStruct, addr: int, end: int) -> int:
+        """The v6.19 range walk (walk_page_range_vma to the next present anon page); before it,
+        the next address.  Which pages are visited is the same either way."""
+        if not self.k.switches.ksm_range_walk:
+            return addr + PAGE_SIZE
+        pt = mm.pt
+        v = (addr >> PAGE_SHIFT) + 1
+        ev = end >> PAGE_SHIFT
+        while v < ev:
+            e = pt.get(v)
+            if isinstance(e, PteRun) and e.folio.mapping is not None:
+                return v << PAGE_SHIFT
+            v += 1
+        return end
+
+    def ksm_do_scan(self, scan_npages: int) -> int:
+        """ksm_do_scan(): at most one full scan completes per batch.  Returns pages visited."""
+        n = 0
+        while n < scan_npages:
+            r = self.scan_get_next_rmap_item()
+            if r is None:
+                break
+            item, p, vpn = r
+            self.cmp_and_merge_page(p, vpn, item)
+            self.pages_scanned += 1
+            n += 1
+        return n
+
+    def wake_ksmd(self) -> None:
+        if not self.ksmd_pending:
+            self.ksmd_pending = True
+            self.k.add_timer(self.k.now, self.ksm_scan_thread)
+
+    def ksm_scan_thread(self) -> None:
+        """One iteration of ksm_scan_thread(): a batch, then sleep_millisecs."""
+        k = self.k
+        self.ksmd_pending = False
+        if not self.run & KSM_RUN_MERGE or not self.mm_slots:
+            return
+        seq = self.seqnr
+        visited = self.ksm_do_scan(int(self.knobs["pages_to_scan"]))
+        if k.tracing and self.seqnr != seq and self.seqnr <= 3:
+            k.trace("ksm_do_scan", f"full scan {self.seqnr} done: shared {self.pages_shared} "
+                    f"sharing {self.pages_sharing} unshared {self.pages_unshared}")
+        cost = k.costs.ksm_scan_batch + visited * k.costs.ksm_page_visit
+        self.ksmd_pending = True
+        k.add_timer(k.now + cost + int(self.knobs["sleep_millisecs"]) * 1_000_000,
+                    self.ksm_scan_thread)
+
+    # --- knobs -----------------------------------------------------------------------------
+    def write_knob(self, name: str, value: str) -> None:
+        """The store functions of /sys/kernel/mm/ksm/*, with their errors."""
+        def uint(v: str) -> int:
+            try:
+                x = int(v, 0)
+            except ValueError:
+                raise Errno("EINVAL", f"{name}: {v!r} is not a number") from None
+            if x < 0:
+                raise Errno("EINVAL", f"{name}: {v!r} is negative")
+            return x
+
+        if name == "run":
+            x = uint(value)
+            if x > KSM_RUN_UNMERGE:
+                raise Errno("EINVAL", "run takes 0, 1 or 2")
+            if x == self.run:
+                return
+            self.knobs["run"] = x
+            if x & KSM_RUN_UNMERGE:
+                self.unmerge_and_remove_all_rmap_items()
+            if x & KSM_RUN_MERGE:
+                self.wake_ksmd()
+        elif name == "pages_to_scan":
+            if self.knobs["advisor_mode"] != "none":
+                raise Errno("EINVAL", "pages_to_scan is set by the advisor")
+            self.knobs[name] = uint(value)
+        elif name == "sleep_millisecs":
+            x = uint(value)
+            if x > 60_000:
+                raise Errno("EINVAL", "sleep_millisecs is at most 60000")
+            self.knobs[name] = x
+        elif name == "max_page_sharing":
+            x = uint(value)
+            if x < 2:
+                raise Errno("EINVAL", "max_page_sharing is at least 2")
+            if x != self.knobs[name]:
+                if not self.remove_all_stable_nodes():
+                    raise Errno("EBUSY", "KSM pages are still mapped")
+                self.knobs[name] = x
+        elif name == "merge_across_nodes":
+            x = uint(value)
+            if x > 1:
+                raise Errno("EINVAL", "merge_across_nodes takes 0 or 1")
+            if x != self.knobs[name] and self.pages_shared:
+                raise Errno("EBUSY", "KSM pages exist")
+            self.knobs[name] = x
+        elif name in ("use_zero_pages", "smart_scan"):
+            if value.strip().lower() not in ("0", "1", "y", "n", "yes", "no", "on", "off"):
+                raise Errno("EINVAL", f"{name} takes a boolean")
+            self.knobs[name] = int(value.strip().lower() in ("1", "y", "yes", "on"))
+        elif name == "advisor_mode":
+            if value.strip() not in ("none", "scan-time"):
+                raise Errno("EINVAL", "advisor_mode is none or scan-time")
+            self.knobs[name] = value.strip()  # STUB: the advisor itself is not modelled
+        elif name in DEFAULT_KNOBS:
+            self.knobs[name] = uint(value)
+        else:
+            raise Errno("ENOENT", f"/sys/kernel/mm/ksm/{name}: no such file")
+        if name == "sleep_millisecs" and self.run & KSM_RUN_MERGE:
+            self.wake_ksmd()
+
+    # --- rmap ------------------------------------------------------------------------------
+    def rmap_walk_ksm(self, folio: Folio, rmap_one: Callable[[Folio, VmAreaStruct, int], bool],
+                      done: Callable[[Folio], bool] | None, *, why: str = "") -> None:
+        """rmap_walk_ksm(): every rmap_item of the stable node, each through its anon_vma's
+        interval tree.  The pgoff range queried is the model switch ``ksm_rmap_range``."""
+        k = self.k
+        node = folio.mapping
+        if not isinstance(node, KsmStableNode):
+            return
+        mode = k.switches.ksm_rmap_range
+        lines: list[str] = []
+        stats: dict[str, int] = {}
+        stop = False
+        for search_new_forks in (False, True):
+            if stop:
+                break
+            for item in list(node.hlist):
+                av = item.anon_vma
+                if av is None:
+                    continue
+                addr = item.address
+                if mode == "full":
+                    first, last = 0, ULONG_MAX
+                elif mode == "address":  # xu xin's v3 2/2
+                    first = last = addr >> PAGE_SHIFT
+                else:  # the fix series: the index stored at merge time
+                    lpi = item.linear_page_index
+                    first, last = (0, ULONG_MAX) if lpi is None else (lpi, lpi)
+                visited = set()
+                for avc in anon_vma_interval_tree_foreach(av, first, last, stats):
+                    vma = avc.vma
+                    visited.add(id(avc))
+                    if addr < vma.vm_start or addr >= vma.vm_end:
+                        stats["skipped"] = stats.get("skipped", 0) + 1
+                        continue
+                    if (item.mm is vma.vm_mm) == search_new_forks:
+                        continue
+                    found = Rmap_found(folio, vma, addr)
+                    if k.tracing:
+                        lines.append(f"    {'fork ' if search_new_forks else ''}item "
+                                     f"{item.mm.owner}:{addr:#x} -> vma {_vma_str(vma)}: "
+                                     f"{'maps the folio' if found else 'pte does not map it'}")
+                    if not rmap_one(folio, vma, addr) or (done is not None and done(folio)):
+                        stop = True
+                        break
+                if k.tracing and not search_new_forks:
+                    rng = "[0, ULONG_MAX]" if last == ULONG_MAX else f"[{first:#x}, {last:#x}]"
+                    missed = [a for a in av.rb_root if id(a) not in visited
+                              and a.vma.vm_start <= addr < a.vma.vm_end]
+                    lines.insert(len(lines), f"  item {item.mm.owner}:{addr:#x} anon_vma "
+                                 f"{av} pgoff range {rng}")
+                    for a in missed:
+                        lines.append(f"    MISSED vma {_vma_str(a.vma)}: holds {addr:#x} but its "
+                                     f"pgoff range [{a.start_pgoff:#x}, {a.last_pgoff:#x}] is "
+                                     f"outside the query")
+                if stop:
+                    break
+        if k.tracing:
+            k.trace("rmap_walk_ksm",
+                    f"rmap_walk_ksm(pfn {folio.pfn:#x}) for {why}: {stats.get('iterations', 0)} "
+                    f"interval-tree iterations, {stats.get('skipped', 0)} skipped by address\n"
+                    + "\n".join(lines),
+                    pfn=folio.pfn, why=why, mode=mode, iterations=stats.get("iterations", 0),
+                    skipped=stats.get("skipped", 0))
+
+    # --- counters --------------------------------------------------------------------------
+    def counters(self) -> dict[str, int]:
+        shared, sharing, unshared = self.pages_shared, self.pages_sharing, self.pages_unshared
+        return {
+            "pages_shared": shared,
+            "pages_sharing": sharing,
+            "pages_unshared": unshared,
+            "pages_volatile": max(self.ksm_rmap_items - shared - sharing - unshared, 0),
+            "pages_scanned": self.pages_scanned,
+            "pages_skipped": self.pages_skipped,
+            "full_scans": self.seqnr,
+            "stable_node_chains": self.stable_node_chains,
+            "stable_node_dups": self.stable_node_dups,
+            "ksm_zero_pages": self.ksm_zero_pages,
+            "general_profit": (sharing + self.ksm_zero_pages) * PAGE_SIZE
+            - self.ksm_rmap_items * RMAP_ITEM_SIZE,
+        }
+
+    def ksm_stat(self, mm: MmStruct) -> dict[str, int]:
+        """/proc/PID/ksm_stat."""
+        return {
+            "ksm_rmap_items": mm.ksm_rmap_items,
+            "ksm_zero_pages": mm.ksm_zero_pages,
+            "ksm_merging_pages": mm.ksm_merging_pages,
+            "ksm_process_profit": (mm.ksm_merging_pages + mm.ksm_zero_pages) * PAGE_SIZE
+            - mm.ksm_rmap_items * RMAP_ITEM_SIZE,
+            "ksm_merge_any": int(bool(mm.flags & MMF_VM_MERGE_ANY)),
+            "ksm_mergeable": int(any(v.vm_flags & VM_MERGEABLE for v in mm.vmas)),
+        }
+
+
+def Rmap_found(folio: Folio, vma: VmAreaStruct, addr: int) -> bool:  # noqa: N802
+    e = vma.vm_mm.pt.get(addr >> PAGE_SHIFT)
+    return isinstance(e, PteRun) and e.folio is folio
+
+
+def _vma_str(vma: VmAreaStruct) -> str:
+    return (f"{vma.vm_mm.owner} [{vma.vm_start:#x}, {vma.vm_end:#x}) pgoff {vma.vm_pgoff:#x} "
+            f"(avc [{vma.vm_pgoff:#x}, {vma.vm_pgoff + vma.pages() - 1:#x}])")
+
+
+def _might_need_to_copy_ok(self: Ksm, f: Folio) -> bool:
+    """ksm_might_need_to_copy(): a KSM folio found in the swap cache is mapped again as it
+    is while its stable node lives and KSM is not unmerging; otherwise it is copied."""
+    return isinstance(f.mapping, KsmStableNode) and not self.run & KSM_RUN_UNMERGE
+
+
+Ksm.ksm_might_need_to_copy_ok = _might_need_to_copy_ok  # type: ignore[attr-defined]

@@ -1,0 +1,375 @@
+"""mm/memory.c: page faults over ranges, zapping, copying page tables at fork.
+
+The fault handlers work on *segments*: consecutive pages of one vma whose ptes are in
+the same state, so a memset over 512K or a 1G pressure pass is a handful of
+operations.  Each segment is handled exactly as the kernel handles each of its pages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ksmrepro.mm import content as C
+from ksmrepro.mm.const import (
+    PAGE_SHIFT, PG_active, PG_anon_exclusive, PG_dirty, PG_swapbacked, PG_workingset,
+    VM_READ, VM_WRITE, SigSegv,
+)
+from ksmrepro.mm.mm_types import (
+    Folio, PteRun, SwapRun, VmAreaStruct, ZeroPte, ZERO_PTE, folio_ref_count, folio_test_ksm,
+    linear_page_index,
+)
+
+if TYPE_CHECKING:
+    from ksmrepro.mm.kernel import Kernel
+    from ksmrepro.mm.mm_types import MmStruct, Task
+
+# A content operation: (content of the segment's first page, stride, npages) -> (content, stride)
+ContentOp = Callable[[Any, int, int], tuple[Any, int]]
+
+
+def split_folio_run(k: Kernel, f: Folio, at: int) -> tuple[Folio, Folio]:
+    """SIM-ONLY: split a folio run into folios ``[0, at)`` and ``[at, nr)``.
+
+    The smaller side becomes the new object, so splitting pages off either end of a
+    large run costs O(1) page-table updates.  Nothing a kernel would observe changes."""
+    assert 0 < at < f.nr
+    low_new = at <= f.nr - at
+    n_new = at if low_new else f.nr - at
+    off_new = 0 if low_new else at
+    g = Folio(f.pfn + off_new, n_new, f.index + off_new, f.page_content(off_new), f.stride)
+    g.mapping = f.mapping
+    g.flags = f.flags
+    g.mapcount = f.mapcount
+    g.memcg = f.memcg
+    g.shadow = f.shadow
+    if f.swap >= 0:
+        g.swap = f.swap + off_new
+    if low_new:  # f keeps the upper part
+        f.pfn += at
+        f.index += at
+        f.content = f.page_content(at)
+        if f.swap >= 0:
+            f.swap += at
+    f.nr -= n_new
+    # LRU position: the lower part is older (nearer the tail).
+    if f.lru >= 0:
+        lst = k.lruvec_of(f).lists[f.lru]
+        g.lru = f.lru
+        if low_new:
+            lst.pages -= g.nr  # insert_before counts g; f shrank by g.nr already
+            _insert_after(lst, g, f)
+        else:
+            lst.pages -= g.nr
+            lst.insert_before(g, f)
+    elif f.cpu >= 0:
+        b = k.lru_add[f.cpu]
+        i = b.index(f)
+        b.insert(i if low_new else i + 1, g)
+        g.cpu = f.cpu
+    # Page tables: every mapping of the run splits the same way.
+    for p in f.ptes:
+        vpn_new = p.vpn + off_new
+        q = PteRun(p.mm, g, vpn_new, young=p.young, dirty=p.dirty, write=p.write)
+        g.ptes.append(q)
+        p.mm.pt.update(dict.fromkeys(range(vpn_new, vpn_new + n_new), q))
+        if low_new:
+            p.vpn += at
+    if f.swap >= 0:
+        k.swapcache.update(dict.fromkeys(range(g.swap, g.swap + n_new), g))
+    return (g, f) if low_new else (f, g)
+
+
+def _insert_after(lst: Any, new: Folio, old: Folio) -> None:
+    """Put ``new`` on the tail side of ``old``."""
+    new.prev = old
+    new.next = old.next
+    if old.next is not None:
+        old.next.prev = new
+    else:
+        lst.tail = new
+    old.next = new
+    lst.pages += new.nr
+
+
+def isolate_pages(k: Kernel, p: PteRun, vpn: int, n: int) -> PteRun:
+    """Split the folio run under pte run ``p`` so that ``[vpn, vpn+n)`` is one whole run."""
+    f = p.folio
+    if vpn > p.vpn:
+        _, f = split_folio_run(k, f, vpn - p.vpn)
+    end = vpn + n
+    if end < vpn + f.nr:
+        f, _ = split_folio_run(k, f, n)
+    return p.mm.pt[vpn]
+
+
+def _segments(mm: MmStruct, vpn: int, end: int):
+    """Yield (vpn, n, entry) for runs of identical pte state in ``[vpn, end)``."""
+    pt = mm.pt
+    while vpn < end:
+        e = pt.get(vpn)
+        if e is None:
+            n = 1
+            while vpn + n < end and (vpn + n) not in pt:
+                n += 1
+        elif isinstance(e, PteRun):
+            n = min(e.vpn + e.folio.nr, end) - vpn
+        elif isinstance(e, SwapRun):
+            n = min(e.vpn + e.nr, end) - vpn
+        else:  # zero page ptes: group identical ones
+            n = 1
+            while vpn + n < end and pt.get(vpn + n) is e:
+                n += 1
+        yield vpn, n, e
+        vpn += n
+
+
+def map_new_anon(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, content: Any,
+                 stride: int, *, write: bool, active: bool = False) -> Folio:
+    """Allocate ``n`` folios and map them (do_anonymous_page / wp_page_copy / do_swap_page tail).
+
+    folio_add_new_anon_rmap(): exclusive, index = linear_page_index(), mapping = anon_vma;
+    the pte comes from mk_pte(vm_page_prot): young; dirty and writable for a write fault."""
+    mm = vma.vm_mm
+    k.rmap.anon_vma_prepare(vma)
+    k.alloc_pages(n, task)
+    f = k.new_folio(n, linear_page_index(vma, vpn << PAGE_SHIFT), content, stride)
+    f.mapping = vma.anon_vma
+    f.flags = PG_swapbacked | PG_anon_exclusive | (PG_active | PG_workingset if active else 0)
+    f.mapcount = 1
+    f.memcg = task.memcg
+    p = PteRun(mm, f, vpn, young=True, dirty=write, write=write)
+    f.ptes.append(p)
+    mm.pt.update(dict.fromkeys(range(vpn, vpn + n), p))
+    mm.rss_anon += n
+    k.charge(f)
+    k.swap.folio_add_lru(f, task.cpu)
+    return f
+
+
+def unmap_pte_run(k: Kernel, p: PteRun) -> None:
+    """Drop one pte run's mapping of its folio (folio_remove_rmap_ptes + the pte's reference)."""
+    f = p.folio
+    f.ptes.remove(p)
+    f.mapcount -= 1
+    p.mm.rss_anon -= f.nr
+    if f.mapcount == 0:
+        k.folio_put_unmapped(f)
+
+
+def handle_mm_fault_range(k: Kernel, task: Task, addr: int, length: int, *, write: bool,
+                          op: ContentOp | None, unshare: bool = False) -> None:
+    """User access to ``[addr, addr+length)``: what the MMU and handle_mm_fault() do.
+
+    Raises SigSegv for an address with no vma, or without the access right
+    (mm/memory.c / arch/x86/mm/fault.c: bad_area, access_error)."""
+    mm = task.mm
+    end_vpn = (addr + length + 4095) >> PAGE_SHIFT
+    vpn = addr >> PAGE_SHIFT
+    while vpn < end_vpn:
+        vma = k.find_vma(mm, vpn << PAGE_SHIFT)
+        if vma is None or vma.vm_start > (vpn << PAGE_SHIFT):
+            raise SigSegv(vpn << PAGE_SHIFT, f"SIGSEGV (SEGV_MAPERR) at {vpn << PAGE_SHIFT:#x}")
+        need = VM_WRITE if write and not unshare else VM_READ
+        if not vma.vm_flags & need:
+            raise SigSegv(vpn << PAGE_SHIFT, f"SIGSEGV (SEGV_ACCERR) at {vpn << PAGE_SHIFT:#x}")
+        stop = min(end_vpn, vma.vm_end >> PAGE_SHIFT)
+        while vpn < stop:
+            # one segment at a time: handling it may split runs or reclaim elsewhere
+            seg_vpn, n, e = next(_segments(mm, vpn, stop))
+            _fault_segment(k, task, vma, seg_vpn, n, e, write, op, unshare)
+            vpn = seg_vpn + n
+
+
+def _fault_segment(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, e: Any,
+                   write: bool, op: ContentOp | None, unshare: bool) -> None:
+    mm = vma.vm_mm
+    cost = k.costs
+    if e is None:
+        if not write:
+            # do_anonymous_page() read fault: the shared zero page, special, read-only
+            mm.pt.update(dict.fromkeys(range(vpn, vpn + n), ZERO_PTE))
+            k.tick(cost.fault * n)
+            return
+        if unshare:
+            return
+        c, s = op(C.ZERO, 0, n) if op else (C.ZERO, 0)
+        map_new_anon(k, task, vma, vpn, n, c, s, write=True)
+        k.vmstat["pgfault"] += n
+        k.tick((cost.fault + cost.zero_page) * n)
+        return
+    if isinstance(e, ZeroPte):
+        if not write:
+            return
+        # do_wp_page() on the zero pfn: a new zeroed folio (wp_page_copy)
+        if e.dirty:
+            k.ksm.ksm_might_unmap_zero_page(mm, n)
+        for v in range(vpn, vpn + n):
+            del mm.pt[v]
+        c, s = op(C.ZERO, 0, n) if op and not unshare else (C.ZERO, 0)
+        map_new_anon(k, task, vma, vpn, n, c, s, write=not unshare)
+        k.tick((cost.fault + cost.zero_page) * n)
+        return
+    if isinstance(e, SwapRun):
+        k.do_swap_page(task, vma, e, vpn, n)
+        e2 = mm.pt[vpn]
+        if write:
+            _fault_segment(k, task, vma, vpn, min(n, e2.vpn + e2.folio.nr - vpn), e2, write,
+                           op, unshare)
+        return
+    # present pte
+    p: PteRun = e
+    if not write:
+        p.young = True
+        k.tick(cost.touch * n)
+        return
+    f = p.folio
+    if p.write and not unshare:
+        p = isolate_pages(k, p, vpn, n) if op else p
+        if op:
+            f = p.folio
+            f.content, f.stride = op(f.content, f.stride, n)
+        p.young = p.dirty = True
+        k.tick(cost.write * n)
+        return
+    # do_wp_page(): a write (or FAULT_FLAG_UNSHARE) on a read-only pte
+    p = isolate_pages(k, p, vpn, n)
+    f = p.folio
+    if not folio_test_ksm(f):
+        if f.flags & PG_anon_exclusive:
+            if not unshare:
+                _reuse(k, p, op, n)
+            return
+        if f.mapcount == 1:  # wp_can_reuse_anon_folio()
+            if f.cpu >= 0:
+                k.swap.lru_add_drain(f.cpu)
+            if f.swap >= 0:
+                k.swapfile.folio_free_swap(f)
+            if folio_ref_count(f) == 1:
+                f.flags |= PG_anon_exclusive
+                if not unshare:
+                    _reuse(k, p, op, n)
+                return
+    # wp_page_copy(): a new exclusive folio with the old content
+    old_c, old_s = f.content, f.stride
+    if folio_test_ksm(f):
+        k.vmstat["cow_ksm"] += n
+    unmap_pte_run(k, p)
+    c, s = op(old_c, old_s, n) if op and not unshare else (old_c, old_s)
+    # FAULT_FLAG_UNSHARE: the copy is mapped read-only and clean (young from mk_pte)
+    map_new_anon(k, task, vma, vpn, n, c, s, write=not unshare)
+    k.tick((cost.fault + cost.copy_page) * n)
+
+
+def _reuse(k: Kernel, p: PteRun, op: ContentOp | None, n: int) -> None:
+    """wp_page_reuse(): make the pte writable and dirty, then the write lands."""
+    f = p.folio
+    if op:
+        f.content, f.stride = op(f.content, f.stride, n)
+    p.write = p.young = p.dirty = True
+    k.tick(k.costs.fault * n)
+
+
+def zap_pte_range(k: Kernel, mm: MmStruct, vpn: int, end: int) -> None:
+    """zap_pte_range(): clear every pte in ``[vpn, end)`` (munmap, MADV_DONTNEED, exit)."""
+    for v, n, e in list(_segments(mm, vpn, end)):
+        if e is None:
+            continue
+        if isinstance(e, PteRun):
+            p = isolate_pages(k, e, v, n)
+            for x in range(v, v + n):
+                del mm.pt[x]
+            f = p.folio
+            if p.dirty:
+                f.flags |= PG_dirty
+            unmap_pte_run(k, p)
+        elif isinstance(e, SwapRun):
+            off = v - e.vpn
+            for x in range(v, v + n):
+                del mm.pt[x]
+            mm.swapents -= n
+            k.swapfile.free_swap_and_cache(e.slot + off, n)
+        else:
+            for x in range(v, v + n):
+                del mm.pt[x]
+            if e.dirty:
+                k.ksm.ksm_might_unmap_zero_page(mm, n)
+    k.tick(k.costs.zap * (end - vpn))
+
+
+def copy_pte_range(k: Kernel, dst_vma: VmAreaStruct, src_vma: VmAreaStruct) -> None:
+    """copy_pte_range() at fork: anon pages become CoW-shared (both ptes write-protected,
+    AnonExclusive cleared); swap entries are duplicated; zero-page ptes copied."""
+    src, dst = src_vma.vm_mm, dst_vma.vm_mm
+    for v, n, e in list(_segments(src, src_vma.vm_start >> PAGE_SHIFT, src_vma.vm_end >> PAGE_SHIFT)):
+        if e is None:
+            continue
+        if isinstance(e, PteRun):
+            p = isolate_pages(k, e, v, n)
+            f = p.folio
+            p.write = False
+            f.flags &= ~PG_anon_exclusive
+            q = PteRun(dst, f, v, young=p.young, dirty=p.dirty, write=False)
+            f.ptes.append(q)
+            f.mapcount += 1
+            dst.pt.update(dict.fromkeys(range(v, v + n), q))
+            dst.rss_anon += n
+        elif isinstance(e, SwapRun):
+            off = v - e.vpn
+            k.swapfile.swap_duplicate(e.slot + off, n)
+            s = SwapRun(e.slot + off, v, n, e.page_content(off), e.stride, e.shadow)
+            dst.pt.update(dict.fromkeys(range(v, v + n), s))
+            dst.swapents += n
+        else:
+            dst.pt.update(dict.fromkeys(range(v, v + n), e))
+            if e.dirty:
+                k.ksm.ksm_zero_page_forked(dst, n)
+
+
+def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int, n: int) -> None:
+    """do_swap_page(): a folio still in the swap cache is mapped again (a KSM folio through
+    ksm_might_need_to_copy()); otherwise the slots are read into a new folio run, activated
+    if workingset_refault() says the refault distance fits the workingset.
+
+    CUSTOM: the slot is freed once read (no swap-cache copy is kept, no readahead)."""
+    mm = vma.vm_mm
+    off = vpn - e.vpn
+    slot = e.slot + off
+    cached = k.swapcache.get(slot)
+    if cached is not None:
+        f = cached
+        i = slot - f.swap
+        m = min(n, f.nr - i, e.nr - off)
+        if i or m < f.nr:  # isolate the cached folios this segment maps
+            if i:
+                _, f = split_folio_run(k, f, i)
+            if m < f.nr:
+                f, _ = split_folio_run(k, f, m)
+        if folio_test_ksm(f) and not k.ksm.ksm_might_need_to_copy_ok(f):
+            cached = None  # the KSM folio must be copied: treat as a fresh read
+        else:
+            for v in range(vpn, vpn + m):
+                del mm.pt[v]
+            p = PteRun(mm, f, vpn, young=True, dirty=False, write=False)
+            f.ptes.append(p)
+            f.mapcount += 1  # folio_add_anon_rmap_ptes()
+            mm.pt.update(dict.fromkeys(range(vpn, vpn + m), p))
+            mm.rss_anon += m
+            mm.swapents -= m
+            k.swapfile.swap_free(slot, m)
+            k.tick(k.costs.fault * m)
+            if k.tracing and folio_test_ksm(f):
+                k.trace("do_swap_page", f"{mm.owner}:{vpn << PAGE_SHIFT:#x} maps KSM folio pfn "
+                        f"{f.pfn:#x} again from the swap cache", pfn=f.pfn)
+            return
+    m = min(n, e.nr - off)
+    shadow = k.swapfile.shadow[slot]
+    active = k.vmscan.workingset_refault(k.lruvec_for_task(task), shadow, m)
+    c = e.page_content(off)
+    for v in range(vpn, vpn + m):
+        del mm.pt[v]
+    mm.swapents -= m
+    k.swapfile.swap_free(slot, m)
+    map_new_anon(k, task, vma, vpn, m, c, e.stride, write=False, active=active)
+    k.vmstat["pswpin"] += m
+    k.tick((k.costs.fault + k.costs.swap_in) * m)

@@ -1,0 +1,163 @@
+"""mm/swapfile.c and mm/swap_state.c: swap slots, swap_map counts and the swap cache.
+
+CUSTOM: one swap device whose writes complete synchronously (as SWP_SYNCHRONOUS_IO
+devices do), so a reclaimed folio is freed in the same shrink_folio_list() pass.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from typing import TYPE_CHECKING
+
+from ksmrepro.mm.const import PG_dirty, PG_swapcache
+from ksmrepro.mm.mm_types import Folio
+
+if TYPE_CHECKING:
+    from ksmrepro.mm.kernel import Kernel
+
+
+class SwapInfo:
+    """``struct swap_info_struct``: ``swap_map`` counts the swap ptes of each slot."""
+
+    def __init__(self, k: Kernel, pages: int) -> None:
+        self.k = k
+        self.pages = max(pages - 1, 0)  # slot 0 holds the swap header
+        self.swap_map = array("B", bytes(self.pages + 1))
+        # shadow entries the swap cache leaves behind (workingset_eviction's cookie)
+        self.shadow = array("I", bytes(4 * (self.pages + 1)))
+        self.inuse_pages = 0
+        # free extents [(start, length)] sorted by start; next-fit cursor like the cluster allocator
+        self.free: list[list[int]] = [[1, self.pages]] if self.pages else []
+        self.cursor = 1
+
+    # --- slot allocation ---------------------------------------------------------------
+    def get_swap_pages(self, n: int) -> tuple[int, int]:
+        """Allocate up to ``n`` contiguous slots: (first slot, count); count 0 when full."""
+        if not self.free:
+            return -1, 0
+        i = bisect.bisect_left(self.free, [self.cursor, 0])
+        order = list(range(i, len(self.free))) + list(range(0, i))
+        best = None
+        for j in order:
+            if self.free[j][1] >= n:
+                best = j
+                break
+        if best is None:
+            best = max(range(len(self.free)), key=lambda j: (self.free[j][1], -j))
+        start, length = self.free[best]
+        got = min(n, length)
+        if got == length:
+            del self.free[best]
+        else:
+            self.free[best] = [start + got, length - got]
+        self.cursor = start + got
+        self.inuse_pages += got
+        return start, got
+
+    def _free_slots(self, start: int, n: int) -> None:
+        self.inuse_pages -= n
+        i = bisect.bisect_left(self.free, [start, 0])
+        self.free.insert(i, [start, n])
+        # merge with neighbours
+        if i + 1 < len(self.free) and start + n == self.free[i + 1][0]:
+            self.free[i][1] += self.free[i + 1][1]
+            del self.free[i + 1]
+        if i > 0 and self.free[i - 1][0] + self.free[i - 1][1] == start:
+            self.free[i - 1][1] += self.free[i][1]
+            del self.free[i]
+
+    def set_shadow(self, slot: int, n: int, cookie: int) -> None:
+        self.shadow[slot:slot + n] = array("I", [cookie]) * n
+
+    def vm_swap_full(self) -> bool:
+        """vm_swap_full(): more than half of swap in use."""
+        return self.inuse_pages * 2 > self.pages
+
+    # --- swap cache (mm/swap_state.c) ----------------------------------------------------
+    def add_to_swap(self, f: Folio) -> tuple[Folio | None, Folio | None]:
+        """add_to_swap() / folio_alloc_swap(): slots for the folio, into the swap cache.
+
+        Returns (the folio now in the swap cache or None when swap is full, the rest of a
+        run that got fewer contiguous slots than it has folios)."""
+        start, got = self.get_swap_pages(f.nr)
+        if got == 0:
+            return None, f
+        rest = None
+        if got < f.nr:
+            f, rest = self.k.split_folio_run(f, got)
+        f.swap = start
+        f.flags |= PG_swapcache | PG_dirty
+        self.k.swapcache.update(dict.fromkeys(range(start, start + got), f))
+        return f, rest
+
+    def delete_from_swap_cache(self, f: Folio) -> None:
+        sc = self.k.swapcache
+        for s in range(f.swap, f.swap + f.nr):
+            del sc[s]
+        self._put_cache_slots(f.swap, f.nr)
+        f.swap = -1
+        f.flags &= ~PG_swapcache
+
+    def _put_cache_slots(self, start: int, n: int) -> None:
+        """The swap cache's hold on the slots is gone: free those no pte references."""
+        m = self.swap_map
+        run = None
+        for s in range(start, start + n):
+            if m[s] == 0:
+                run = [s, 1] if run is None else [run[0], run[1] + 1]
+            elif run is not None:
+                self._free_slots(*run)
+                run = None
+        if run is not None:
+            self._free_slots(*run)
+
+    def swap_duplicate(self, slot: int, n: int) -> None:
+        m = self.swap_map
+        for s in range(slot, slot + n):
+            m[s] += 1
+
+    def swap_free(self, slot: int, n: int) -> None:
+        """Drop one pte reference from each slot (do_swap_page, zap): free if unreferenced."""
+        m = self.swap_map
+        sc = self.k.swapcache
+        if m[slot:slot + n].count(1) == n and not any(s in sc for s in (slot, slot + n - 1)):
+            m[slot:slot + n] = array("B", bytes(n))
+            self._split_free(slot, n)
+            return
+        for s in range(slot, slot + n):
+            m[s] -= 1
+            if m[s] == 0 and s not in sc:
+                self._free_slots(s, 1)
+
+    def _split_free(self, slot: int, n: int) -> None:
+        sc = self.k.swapcache
+        if not sc:
+            self._free_slots(slot, n)
+            return
+        for s in range(slot, slot + n):
+            if s not in sc:
+                self._free_slots(s, 1)
+
+    def free_swap_and_cache(self, slot: int, n: int) -> None:
+        """free_swap_and_cache(): a swap pte is zapped; an unmapped swap-cache folio whose
+        slots are now unreferenced is freed too."""
+        self.swap_free(slot, n)
+        sc = self.k.swapcache
+        seen: set[int] = set()
+        for s in range(slot, slot + n):
+            f = sc.get(s)
+            if f is not None and f.pfn not in seen:
+                seen.add(f.pfn)
+                if f.mapcount == 0 and self.folio_free_swap(f):
+                    self.k.free_folio(f)  # the swap cache held the last reference
+
+    def folio_free_swap(self, f: Folio) -> bool:
+        """folio_free_swap(): drop the swap cache's slots if no swap pte references them."""
+        if f.swap < 0:
+            return False
+        m = self.swap_map
+        if any(m[s] for s in range(f.swap, f.swap + f.nr)):
+            return False
+        self.delete_from_swap_cache(f)
+        return True
