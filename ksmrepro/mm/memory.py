@@ -7,6 +7,9 @@ operations.  Each segment is handled exactly as the kernel handles each of its p
 
 from __future__ import annotations
 
+from collections import deque
+from itertools import repeat
+
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -72,11 +75,11 @@ def split_folio_run(k: Kernel, f: Folio, at: int) -> tuple[Folio, Folio]:
         vpn_new = p.vpn + off_new
         q = PteRun(p.mm, g, vpn_new, young=p.young, dirty=p.dirty, write=p.write)
         g.ptes.append(q)
-        p.mm.pt.update(dict.fromkeys(range(vpn_new, vpn_new + n_new), q))
+        p.mm.pt.update(zip(range(vpn_new, vpn_new + n_new), repeat(q)))
         if low_new:
             p.vpn += at
     if f.swap >= 0:
-        k.swapcache.update(dict.fromkeys(range(g.swap, g.swap + n_new), g))
+        k.swapcache.update(zip(range(g.swap, g.swap + n_new), repeat(g)))
     return (g, f) if low_new else (f, g)
 
 
@@ -90,6 +93,11 @@ def _insert_after(lst: Any, new: Folio, old: Folio) -> None:
         lst.tail = new
     old.next = new
     lst.pages += new.nr
+
+
+def del_range(pt: dict[int, Any], start: int, end: int) -> None:
+    """Remove the entries ``start .. end - 1`` (all present) at C speed."""
+    deque(map(pt.__delitem__, range(start, end)), maxlen=0)
 
 
 def isolate_pages(k: Kernel, p: PteRun, vpn: int, n: int) -> PteRun:
@@ -109,6 +117,9 @@ def _segments(mm: MmStruct, vpn: int, end: int):
     while vpn < end:
         e = pt.get(vpn)
         if e is None:
+            if pt.keys().isdisjoint(range(vpn, end)):  # all none: checked at C speed
+                yield vpn, end - vpn, None
+                return
             n = 1
             while vpn + n < end and (vpn + n) not in pt:
                 n += 1
@@ -140,7 +151,7 @@ def map_new_anon(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, con
     f.memcg = task.memcg
     p = PteRun(mm, f, vpn, young=True, dirty=write, write=write)
     f.ptes.append(p)
-    mm.pt.update(dict.fromkeys(range(vpn, vpn + n), p))
+    mm.pt.update(zip(range(vpn, vpn + n), repeat(p)))
     mm.rss_anon += n
     k.charge(f)
     k.swap.folio_add_lru(f, task.cpu)
@@ -188,7 +199,7 @@ def _fault_segment(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, e
     if e is None:
         if not write:
             # do_anonymous_page() read fault: the shared zero page, special, read-only
-            mm.pt.update(dict.fromkeys(range(vpn, vpn + n), ZERO_PTE))
+            mm.pt.update(zip(range(vpn, vpn + n), repeat(ZERO_PTE)))
             k.tick(cost.fault * n)
             return
         if unshare:
@@ -204,8 +215,6 @@ def _fault_segment(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, e
         # do_wp_page() on the zero pfn: a new zeroed folio (wp_page_copy)
         if e.dirty:
             k.ksm.ksm_might_unmap_zero_page(mm, n)
-        for v in range(vpn, vpn + n):
-            del mm.pt[v]
         c, s = op(C.ZERO, 0, n) if op and not unshare else (C.ZERO, 0)
         map_new_anon(k, task, vma, vpn, n, c, s, write=not unshare)
         k.tick((cost.fault + cost.zero_page) * n)
@@ -277,21 +286,18 @@ def zap_pte_range(k: Kernel, mm: MmStruct, vpn: int, end: int) -> None:
             continue
         if isinstance(e, PteRun):
             p = isolate_pages(k, e, v, n)
-            for x in range(v, v + n):
-                del mm.pt[x]
+            del_range(mm.pt, v, v + n)
             f = p.folio
             if p.dirty:
                 f.flags |= PG_dirty
             unmap_pte_run(k, p)
         elif isinstance(e, SwapRun):
             off = v - e.vpn
-            for x in range(v, v + n):
-                del mm.pt[x]
+            del_range(mm.pt, v, v + n)
             mm.swapents -= n
             k.swapfile.free_swap_and_cache(e.slot + off, n)
         else:
-            for x in range(v, v + n):
-                del mm.pt[x]
+            del_range(mm.pt, v, v + n)
             if e.dirty:
                 k.ksm.ksm_might_unmap_zero_page(mm, n)
     k.tick(k.costs.zap * (end - vpn))
@@ -312,16 +318,16 @@ def copy_pte_range(k: Kernel, dst_vma: VmAreaStruct, src_vma: VmAreaStruct) -> N
             q = PteRun(dst, f, v, young=p.young, dirty=p.dirty, write=False)
             f.ptes.append(q)
             f.mapcount += 1
-            dst.pt.update(dict.fromkeys(range(v, v + n), q))
+            dst.pt.update(zip(range(v, v + n), repeat(q)))
             dst.rss_anon += n
         elif isinstance(e, SwapRun):
             off = v - e.vpn
             k.swapfile.swap_duplicate(e.slot + off, n)
             s = SwapRun(e.slot + off, v, n, e.page_content(off), e.stride, e.shadow)
-            dst.pt.update(dict.fromkeys(range(v, v + n), s))
+            dst.pt.update(zip(range(v, v + n), repeat(s)))
             dst.swapents += n
         else:
-            dst.pt.update(dict.fromkeys(range(v, v + n), e))
+            dst.pt.update(zip(range(v, v + n), repeat(e)))
             if e.dirty:
                 k.ksm.ksm_zero_page_forked(dst, n)
 
@@ -348,12 +354,10 @@ def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int,
         if folio_test_ksm(f) and not k.ksm.ksm_might_need_to_copy_ok(f):
             cached = None  # the KSM folio must be copied: treat as a fresh read
         else:
-            for v in range(vpn, vpn + m):
-                del mm.pt[v]
             p = PteRun(mm, f, vpn, young=True, dirty=False, write=False)
             f.ptes.append(p)
             f.mapcount += 1  # folio_add_anon_rmap_ptes()
-            mm.pt.update(dict.fromkeys(range(vpn, vpn + m), p))
+            mm.pt.update(zip(range(vpn, vpn + m), repeat(p)))
             mm.rss_anon += m
             mm.swapents -= m
             k.swapfile.swap_free(slot, m)
@@ -366,8 +370,6 @@ def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int,
     shadow = k.swapfile.shadow[slot]
     active = k.vmscan.workingset_refault(k.lruvec_for_task(task), shadow, m)
     c = e.page_content(off)
-    for v in range(vpn, vpn + m):
-        del mm.pt[v]
     mm.swapents -= m
     k.swapfile.swap_free(slot, m)
     map_new_anon(k, task, vma, vpn, m, c, e.stride, write=False, active=active)

@@ -8,6 +8,8 @@ unmapped: that is the whole of Hugh Dickins' report.
 
 from __future__ import annotations
 
+from itertools import repeat
+
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -31,7 +33,10 @@ def anon_vma_interval_tree_foreach(anon_vma: AnonVma, first: int, last: int,
     CUSTOM: a sorted scan instead of an augmented rbtree; the membership test (overlap) and
     the visiting order (start, then last pgoff) are the tree's.  ``stats["iterations"]``
     counts avcs yielded, the cost the v1 cover letter measured."""
-    for avc in sorted(anon_vma.rb_root, key=lambda a: (a.start_pgoff, a.last_pgoff, a.vma.id)):
+    tree = anon_vma.rb_root
+    if len(tree) > 1:
+        tree = sorted(tree, key=lambda a: (a.start_pgoff, a.last_pgoff, a.vma.id))
+    for avc in tree:
         if avc.start_pgoff <= last and avc.last_pgoff >= first:
             if stats is not None:
                 stats["iterations"] = stats.get("iterations", 0) + 1
@@ -179,7 +184,7 @@ class Rmap:
                 f.flags |= PG_dirty
             k.swapfile.swap_duplicate(f.swap, f.nr)
             s = SwapRun(f.swap, p.vpn, f.nr, f.content, f.stride, 0)
-            mm.pt.update(dict.fromkeys(range(p.vpn, p.vpn + f.nr), s))
+            mm.pt.update(zip(range(p.vpn, p.vpn + f.nr), repeat(s)))
             f.ptes.remove(p)
             f.mapcount -= 1
             mm.rss_anon -= f.nr

@@ -111,20 +111,24 @@ def folio_add_lru(k: Kernel, f: Folio, cpu: int) -> None:
     a model switch) -- a run of ``nr`` folios is added one folio at a time, so it may be
     split between the LRU and the batch."""
     size = k.switches.lru_batch_size
-    while f is not None:
-        batch = k.lru_add[cpu]
-        room = size - sum(x.nr for x in batch)
-        if f.nr < room:
-            f.cpu = cpu
-            batch.append(f)
-            return
-        rest = None
-        if f.nr > room:
-            f, rest = k.split_folio_run(f, room)
+    batch = k.lru_add[cpu]
+    room = size - sum(x.nr for x in batch)
+    if f.nr < room:
         f.cpu = cpu
         batch.append(f)
-        lru_add_drain_cpu(k, cpu)
-        f = rest  # type: ignore[assignment]
+        return
+    # The batch fills (and is moved to the LRU) every ``size`` folios; the last
+    # (nr - room) % size folios of the run stay behind in the emptied batch.
+    left = (f.nr - room) % size
+    rest = None
+    if left:
+        f, rest = k.split_folio_run(f, f.nr - left)
+    f.cpu = cpu
+    batch.append(f)
+    lru_add_drain_cpu(k, cpu)
+    if rest is not None:
+        rest.cpu = cpu
+        k.lru_add[cpu].append(rest)
 
 
 def lru_add_drain_cpu(k: Kernel, cpu: int) -> None:

@@ -6,7 +6,10 @@ devices do), so a reclaimed folio is freed in the same shrink_folio_list() pass.
 
 from __future__ import annotations
 
+from itertools import repeat
+
 import bisect
+from collections import deque
 from array import array
 from typing import TYPE_CHECKING
 
@@ -88,13 +91,11 @@ class SwapInfo:
             f, rest = self.k.split_folio_run(f, got)
         f.swap = start
         f.flags |= PG_swapcache | PG_dirty
-        self.k.swapcache.update(dict.fromkeys(range(start, start + got), f))
+        self.k.swapcache.update(zip(range(start, start + got), repeat(f)))
         return f, rest
 
     def delete_from_swap_cache(self, f: Folio) -> None:
-        sc = self.k.swapcache
-        for s in range(f.swap, f.swap + f.nr):
-            del sc[s]
+        deque(map(self.k.swapcache.__delitem__, range(f.swap, f.swap + f.nr)), maxlen=0)
         self._put_cache_slots(f.swap, f.nr)
         f.swap = -1
         f.flags &= ~PG_swapcache
@@ -102,6 +103,9 @@ class SwapInfo:
     def _put_cache_slots(self, start: int, n: int) -> None:
         """The swap cache's hold on the slots is gone: free those no pte references."""
         m = self.swap_map
+        if m[start:start + n].count(0) == n:
+            self._free_slots(start, n)
+            return
         run = None
         for s in range(start, start + n):
             if m[s] == 0:
@@ -114,30 +118,33 @@ class SwapInfo:
 
     def swap_duplicate(self, slot: int, n: int) -> None:
         m = self.swap_map
+        if m[slot:slot + n].count(0) == n:  # the common case: a fresh swap-out
+            m[slot:slot + n] = array("B", b"\x01") * n
+            return
         for s in range(slot, slot + n):
             m[s] += 1
 
     def swap_free(self, slot: int, n: int) -> None:
         """Drop one pte reference from each slot (do_swap_page, zap): free if unreferenced."""
         m = self.swap_map
-        sc = self.k.swapcache
-        if m[slot:slot + n].count(1) == n and not any(s in sc for s in (slot, slot + n - 1)):
+        if m[slot:slot + n].count(1) == n:
             m[slot:slot + n] = array("B", bytes(n))
-            self._split_free(slot, n)
+            self._free_unless_cached(slot, n)
             return
         for s in range(slot, slot + n):
             m[s] -= 1
-            if m[s] == 0 and s not in sc:
-                self._free_slots(s, 1)
+            if m[s] == 0:
+                self._free_unless_cached(s, 1)
 
-    def _split_free(self, slot: int, n: int) -> None:
+    def _free_unless_cached(self, slot: int, n: int) -> None:
+        """Free slots whose count reached 0, except those the swap cache still holds."""
         sc = self.k.swapcache
-        if not sc:
-            self._free_slots(slot, n)
-            return
-        for s in range(slot, slot + n):
-            if s not in sc:
-                self._free_slots(s, 1)
+        cached = sorted(s for s in sc if slot <= s < slot + n) if sc else []
+        start = slot
+        for c in cached + [slot + n]:
+            if c > start:
+                self._free_slots(start, c - start)
+            start = c + 1
 
     def free_swap_and_cache(self, slot: int, n: int) -> None:
         """free_swap_and_cache(): a swap pte is zapped; an unmapped swap-cache folio whose

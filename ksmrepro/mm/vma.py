@@ -4,6 +4,8 @@ only when an anonymous vma is created (``mmap.py``) or moved before its first fa
 
 from __future__ import annotations
 
+from itertools import repeat
+
 import bisect
 from typing import TYPE_CHECKING
 
@@ -43,7 +45,7 @@ def _split_runs_at(k: Kernel, mm: MmStruct, vpn: int) -> None:
         off = vpn - e.vpn
         upper = SwapRun(e.slot + off, vpn, e.nr - off, e.page_content(off), e.stride, 0)
         e.nr = off
-        mm.pt.update(dict.fromkeys(range(vpn, vpn + upper.nr), upper))
+        mm.pt.update(zip(range(vpn, vpn + upper.nr), repeat(upper)))
 
 
 def split_vma(k: Kernel, vma: VmAreaStruct, addr: int) -> VmAreaStruct:

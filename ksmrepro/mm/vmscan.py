@@ -219,8 +219,14 @@ class Vmscan:
         self.shrink_lruvec(lv, sc)
 
     def do_try_to_free_pages(self, lvs: list[Lruvec], sc: ScanControl) -> int:
+        # CUSTOM: start at the first priority whose scan target covers nr_to_reclaim: the
+        # higher priorities would only look at the same tail folios in smaller bites.
+        inactive = sum(lv.lists[LRU_INACTIVE_ANON].pages for lv in lvs)
+        start = DEF_PRIORITY
+        while start > 0 and inactive >> start < sc.nr_to_reclaim:
+            start -= 1
         for _attempt in range(2):
-            for prio in range(DEF_PRIORITY, -1, -1):
+            for prio in range(start, -1, -1):
                 sc.priority = prio
                 for lv in lvs:
                     self.shrink_node(lv, sc)
