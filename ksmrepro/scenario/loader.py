@@ -409,7 +409,7 @@ class _Loader:
             return None
         try:
             return self.yaml.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError) as e:
+        except Exception as e:  # noqa: BLE001 - PyYAML raises many kinds for a bad tagged value
             tag = node.tag.replace(_YAML, "!!")
             self.fail(node, f"{node.value!r} is not a valid {tag} value ({e}); expected a value "
                       "of that type, or no tag")
@@ -622,7 +622,7 @@ class _Loader:
         ctx = f"step {index} ({key}): "
         kw: dict[str, Any] = {"index": index, "line": node.start_mark.line + 1,
                               "column": node.start_mark.column + 1}
-        for ckey, cknode, cvnode in items:
+        for ckey, _, cvnode in items:
             if ckey in COMMON_KEYS:
                 kw[ckey] = self.common(ckey, cvnode, ctx)
         self.proc = kw.get("proc", "main")
@@ -687,8 +687,7 @@ class _Loader:
         for req in spec.requires:
             have = kw.get(next(a.attr for a in spec.args if a.name == req.when))
             hit = req.constant in have if isinstance(have, tuple) else have == req.constant
-            then = next(a for a in spec.args if a.name == req.then)
-            if hit and then.name not in given:
+            if hit and req.then not in given:
                 self.fail(knode, f"{ctx}missing argument {req.then!r}; {req.constant} needs it")
         return kw
 

@@ -9,6 +9,7 @@ processes, existing cgroups, the CPU count).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from ksmrepro.scenario import values as V
@@ -19,6 +20,7 @@ from ksmrepro.scenario.loader import (
     STEP_SPECS,
     TOP_LEVEL_KEYS,
     Requirement,
+    ArgSpec,
     StepSpec,
 )
 
@@ -130,12 +132,24 @@ def _requirement(spec: StepSpec, req: Requirement) -> _Schema:
     }
 
 
+def _arg(spec: StepSpec, arg: ArgSpec) -> _Schema:
+    """An argument's schema, with its default when the step has one."""
+    schema = _ref(arg.kind, arg.description)
+    default: Any = arg.default
+    if default is None and not arg.required:
+        field = next(f for f in dataclasses.fields(spec.cls) if f.name == arg.attr)
+        default = None if field.default is dataclasses.MISSING else field.default
+    if default is not None:
+        schema["default"] = list(default) if isinstance(default, tuple) else default
+    return schema
+
+
 def _step_value(spec: StepSpec) -> _Schema:
     if spec.value_kind:
         return _ref(spec.value_kind, spec.description)
     args: _Schema = {
         "type": "object",
-        "properties": {a.name: _ref(a.kind, a.description) for a in spec.args},
+        "properties": {a.name: _arg(spec, a) for a in spec.args},
         "additionalProperties": False,
     }
     if spec.args:
@@ -196,7 +210,7 @@ def scenario_schema() -> dict[str, Any]:
         "models": one_or_more(),
         "known_failures": {
             "type": "object",
-            "propertyNames": {"minLength": 1},
+            "propertyNames": {"type": "string", "minLength": 1},
             "additionalProperties": {"type": "string", "minLength": 1},
         },
         "steps": {

@@ -277,3 +277,39 @@ def test_reports_the_first_error_in_file_order():
 def test_recursive_alias_is_rejected_not_looping():
     with pytest.raises(ScenarioError):
         load_scenario_text("name: x\nsteps: &s [*s]\n")
+
+
+@pytest.mark.parametrize(
+    ("value", "column"),
+    [("!!int ''", 27), ("!!int", 32), ("!!float x", 27), ("!!bool maybe", 27), ("!!null x", 27),
+     ("!!timestamp 2026-13-45", 27)],
+)
+def test_bad_tagged_values_are_scenario_errors(value, column):
+    with pytest.raises(ScenarioError) as info:
+        load_scenario_text(f"name: t\nsteps:\n  - mmap: {{as: a, length: {value}}}\n", "t.yaml")
+    assert (info.value.line, info.value.column) == (3, column)
+
+
+def test_mutated_files_never_crash():
+    # Random edits of real scenarios must give a ScenarioError with a position, never a traceback.
+    import random
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    bases = [(root / "scenarios" / "hugh.yaml").read_text(),
+             (Path(__file__).parent / "data" / "all_steps.yaml").read_text()]
+    pieces = list(" :-{}[],\n\t'\"!&*|>#0129xzKM+") + ["MADV_", "proc: kid", "exit:", "0x", "~",
+                                                      "yes", "<<: ", "!!int ", "!foo "]
+    rng = random.Random(1)
+    for _ in range(400):
+        text = rng.choice(bases)
+        for _ in range(rng.randint(1, 4)):
+            p = rng.randrange(len(text))
+            if rng.random() < 0.5:
+                text = text[:p] + text[p + rng.randint(1, 5):]
+            else:
+                text = text[:p] + rng.choice(pieces) + text[p:]
+        try:
+            load_scenario_text(text, "f.yaml")
+        except ScenarioError as e:
+            assert e.line >= 1 and e.column >= 1

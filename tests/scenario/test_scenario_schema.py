@@ -170,3 +170,23 @@ def test_semantic_errors_are_the_loaders_alone(validator):
         assert list(validator.iter_errors(yaml.safe_load(text))) == []
         with pytest.raises(ScenarioError):
             load_scenario_text(text)
+
+
+def test_schema_defaults_are_the_loaders():
+    defs = scenario_schema()["$defs"]
+    mmap = defs["step_mmap"]["properties"]["mmap"]["properties"]
+    assert mmap["prot"]["default"] == ["PROT_READ", "PROT_WRITE"]
+    assert mmap["flags"]["default"] == ["MAP_PRIVATE", "MAP_ANONYMOUS"]
+    assert "default" not in mmap["as"]
+    assert defs["step_touch"]["properties"]["touch"]["properties"]["times"]["default"] == 1
+    assert defs["step_pressure"]["properties"]["pressure"]["properties"]["touches"]["default"] == 2
+    assert defs["step_prctl"]["properties"]["prctl"]["properties"]["value"]["default"] == 0
+    (st,) = load_scenario_text("name: a\nsteps: [{prctl: {option: PR_GET_MEMORY_MERGE}}]\n").steps
+    assert st.value == 0
+
+
+def test_non_string_known_failure_keys_rejected_by_both(validator):
+    text = "name: a\nknown_failures: {7.0: reason}\nsteps: [{exit: }]\n"
+    assert list(validator.iter_errors(yaml.safe_load(text))) != []
+    with pytest.raises(ScenarioError, match="quote it"):
+        load_scenario_text(text)
