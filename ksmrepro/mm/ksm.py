@@ -933,6 +933,14 @@ class Ksm:
                     lpi = item.linear_page_index
                     first, last = (0, ULONG_MAX) if lpi is None else (lpi, lpi)
                 visited = set()
+                header = ""
+                if k.tracing:
+                    rng = "[0, ULONG_MAX]" if last == ULONG_MAX else f"[{first:#x}, {last:#x}]"
+                    header = (f"  {'search_new_forks: ' if search_new_forks else ''}item "
+                              f"{item.mm.owner}:{addr:#x} anon_vma {av}: pgoff range {rng}")
+                    if not search_new_forks:  # the fork pass is shown only where it visits
+                        lines.append(header)
+                        header = ""
                 for avc in anon_vma_interval_tree_foreach(av, first, last, stats):
                     vma = avc.vma
                     visited.add(id(avc))
@@ -941,24 +949,21 @@ class Ksm:
                         continue
                     if (item.mm is vma.vm_mm) == search_new_forks:
                         continue
-                    found = Rmap_found(folio, vma, addr)
                     if k.tracing:
-                        lines.append(f"    {'fork ' if search_new_forks else ''}item "
-                                     f"{item.mm.owner}:{addr:#x} -> vma {_vma_str(vma)}: "
+                        if header:
+                            lines.append(header)
+                            header = ""
+                        found = _maps(folio, vma, addr)
+                        lines.append(f"    visit vma {_vma_str(vma)}: "
                                      f"{'maps the folio' if found else 'pte does not map it'}")
                     if not rmap_one(folio, vma, addr) or (done is not None and done(folio)):
                         stop = True
                         break
                 if k.tracing and not search_new_forks:
-                    rng = "[0, ULONG_MAX]" if last == ULONG_MAX else f"[{first:#x}, {last:#x}]"
-                    missed = [a for a in av.rb_root if id(a) not in visited
-                              and a.vma.vm_start <= addr < a.vma.vm_end]
-                    lines.insert(len(lines), f"  item {item.mm.owner}:{addr:#x} anon_vma "
-                                 f"{av} pgoff range {rng}")
-                    for a in missed:
-                        lines.append(f"    MISSED vma {_vma_str(a.vma)}: holds {addr:#x} but its "
-                                     f"pgoff range [{a.start_pgoff:#x}, {a.last_pgoff:#x}] is "
-                                     f"outside the query")
+                    for a in av.rb_root:
+                        if id(a) not in visited and a.vma.vm_start <= addr < a.vma.vm_end:
+                            lines.append(f"    MISSED vma {_vma_str(a.vma)}: it holds {addr:#x} "
+                                         "but its pgoff range is outside the query")
                 if stop:
                     break
         if k.tracing:
@@ -1000,14 +1005,14 @@ class Ksm:
         }
 
 
-def Rmap_found(folio: Folio, vma: VmAreaStruct, addr: int) -> bool:  # noqa: N802
+def _maps(folio: Folio, vma: VmAreaStruct, addr: int) -> bool:
     e = vma.vm_mm.pt.get(addr >> PAGE_SHIFT)
     return isinstance(e, PteRun) and e.folio is folio
 
 
 def _vma_str(vma: VmAreaStruct) -> str:
     return (f"{vma.vm_mm.owner} [{vma.vm_start:#x}, {vma.vm_end:#x}) pgoff {vma.vm_pgoff:#x} "
-            f"(avc [{vma.vm_pgoff:#x}, {vma.vm_pgoff + vma.pages() - 1:#x}])")
+            f"(avc pgoff [{vma.vm_pgoff:#x}, {vma.vm_pgoff + vma.pages() - 1:#x}])")
 
 
 def _might_need_to_copy_ok(self: Ksm, f: Folio) -> bool:
