@@ -170,15 +170,19 @@ def dump_renderable(dump: dict[str, Any]) -> RenderableType:
 
 
 def trace_renderable(record: RunRecord) -> RenderableType:
-    """The run's trace events: time (ms), step, event, text."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
-    table.add_column("time (ms)", justify="right")
-    table.add_column("step", justify="right")
-    table.add_column("event")
-    table.add_column("text", overflow="fold")
+    """The run's trace events, one line each (``time ms  step N  event: text``); an event's
+    detail lines (an rmap walk's items and vmas) follow it, indented, at full width."""
+    lines: list[RenderableType] = [Text(f"trace ({len(record.result.trace)} events)",
+                                        style="bold")]
     for ev in record.result.trace:
-        table.add_row(f"{ev.time_ns / 1e6:.3f}", str(ev.step), ev.event, Text(ev.text))
-    return Group(Text(f"trace ({len(record.result.trace)} events)", style="bold"), table)
+        first, *rest = ev.text.split("\n")
+        head = Text(f"{ev.time_ns / 1e6:12.3f} ms  step {ev.step:<3} ")
+        head.append(ev.event, style="bold")
+        head.append(f": {first}")
+        lines.append(head)
+        for r in rest:
+            lines.append(Text(" " * 17 + r, style="MISSED" in r and "red" or ""))
+    return Group(*lines)
 
 
 def run_renderable(record: RunRecord, *, trace: bool = False) -> RenderableType:
