@@ -1,0 +1,201 @@
+"""mm/ksm.c: the scan, the trees, merging, counters, knobs."""
+
+import pytest
+
+from ksmrepro.errors import KernelBug
+from ksmrepro.mm.const import PG_referenced
+from ksmrepro.mm.mm_types import folio_test_ksm
+from tests.mm.conftest import P, folio_at, name, pte, run_steps
+
+TWO = """
+    - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+    - mmap: {as: a, length: 2 pages}
+    - memset: {addr: a, value: 0x77, length: 2 pages}
+    - madvise: {addr: a, length: 2 pages, advice: MADV_MERGEABLE}
+"""
+
+
+def counters(sr, proc="main"):
+    return sr.k.counters(sr.k.tasks[proc])
+
+
+def test_first_full_scan_only_records_checksums_second_merges():
+    # ksmd is woken by __ksm_enter() and completes its first full scan during the madvise step
+    sr = run_steps(TWO + "- print: [full_scans, pages_shared, pages_sharing, pages_volatile]")
+    assert sr.result.observations[0].values == {
+        "full_scans": 1, "pages_shared": 0, "pages_sharing": 0, "pages_volatile": 2}
+    sr = run_steps(TWO + "- ksm_wait: {full_scans: 1}")
+    c = counters(sr)
+    assert (c["pages_shared"], c["pages_sharing"], c["ksm_rmap_items"]) == (1, 1, 2)
+    assert c["ksm_merging_pages"] == 2 and c["general_profit"] == 4096 - 2 * 64
+    assert c["smaps_ksm"] == 2 * P
+
+
+def test_merge_in_place_hlist_newest_first_and_young_pte_stock():
+    sr = run_steps(TWO + "- ksm_wait: {full_scans: 2}")
+    a = name(sr, "a")
+    k0, _ = folio_at(sr, a)
+    k1, _ = folio_at(sr, a + P)
+    assert k0 is k1 and folio_test_ksm(k0) and k0.mapcount == 2
+    # the page scanned second (a+P) found a in the unstable tree and became the KSM page in
+    # place: it keeps its index; stable_tree_append(tree_item) then (item): hlist [a+P, a]
+    assert k0.index == a // P + 1
+    node = k0.mapping
+    assert [i.address for i in node.hlist] == [a + P, a]
+    assert k0.flags & PG_referenced  # folio_mark_accessed() on the new KSM folio (stock)
+    assert pte(sr, a).young and not pte(sr, a).write and not pte(sr, a).dirty
+
+
+def test_pte_mkold_patch_makes_replace_page_pte_old_and_skips_mark_accessed():
+    sr = run_steps(TWO + """
+        - touch: {addr: a, length: 1 page, value: 0x77}
+        - ksm_wait: {full_scans: 2}
+    """, model="v7.0-rc6+ksm-pte-mkold")
+    a = name(sr, "a")
+    k0, _ = folio_at(sr, a)
+    assert not k0.flags & PG_referenced
+    assert not pte(sr, a).young  # installed by replace_page(): old with the patch
+    assert pte(sr, a + P).young  # the KSM page's own pte keeps its young bit
+
+
+def test_write_to_a_ksm_page_is_uncounted_at_ksmds_next_visit():
+    sr = run_steps(TWO + """
+        - ksm_wait: {full_scans: 2}
+        - touch: {addr: a, length: 1 page, value: 1}
+        - print: [pages_shared, pages_sharing]
+        - ksm_wait: {full_scans: 1}
+        - print: [pages_shared, pages_sharing, cow_ksm]
+    """)
+    first, second = sr.result.observations
+    assert first.values == {"pages_shared": 1, "pages_sharing": 1}  # counters lag
+    assert second.values == {"pages_shared": 1, "pages_sharing": 0, "cow_ksm": 1}
+
+
+def test_unmergeable_breaks_ksm_and_the_items_go_on_the_next_pass():
+    sr = run_steps(TWO + """
+        - ksm_wait: {full_scans: 2}
+        - madvise: {addr: a, length: 2 pages, advice: MADV_UNMERGEABLE}
+        - ksm_wait: {full_scans: 1}
+    """)
+    c = counters(sr)
+    assert (c["pages_shared"], c["pages_sharing"], c["ksm_rmap_items"]) == (0, 0, 0)
+    f0, _ = folio_at(sr, name(sr, "a"))
+    assert not folio_test_ksm(f0) and not pte(sr, name(sr, "a")).write  # unshare copy: R/O
+
+
+def test_use_zero_pages_maps_the_zero_page_dirty():
+    sr = run_steps("""
+        - sysfs: {path: /sys/kernel/mm/ksm/use_zero_pages, value: 1}
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+        - mmap: {as: a, length: 4 pages}
+        - memset: {addr: a, value: 0, length: 4 pages}
+        - madvise: {addr: a, length: 4 pages, advice: MADV_MERGEABLE}
+        - ksm_wait: {full_scans: 2}
+    """)
+    c = counters(sr)
+    assert (c["pages_shared"], c["ksm_zero_pages"], c["rss_anon"]) == (0, 4, 0)
+    assert pte(sr, name(sr, "a")).dirty  # the KSM zero-page marker
+
+
+def test_max_page_sharing_builds_a_chain_of_dups():
+    sr = run_steps("""
+        - sysfs: {path: /sys/kernel/mm/ksm/max_page_sharing, value: 2}
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+        - mmap: {as: a, length: 4 pages}
+        - memset: {addr: a, value: 0x11, length: 4 pages}
+        - madvise: {addr: a, length: 4 pages, advice: MADV_MERGEABLE}
+        - ksm_wait: {full_scans: 3}
+    """)
+    c = counters(sr)
+    assert (c["pages_shared"], c["pages_sharing"]) == (2, 2)
+    assert (c["stable_node_chains"], c["stable_node_dups"]) == (1, 2)
+
+
+def test_run_2_unmerges_everything_and_resets_full_scans():
+    sr = run_steps(TWO + """
+        - ksm_wait: {full_scans: 2}
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 2}
+    """)
+    c = counters(sr)
+    assert (c["pages_shared"], c["pages_sharing"], c["full_scans"], c["ksm_rmap_items"]) == (
+        0, 0, 0, 0)
+    assert not folio_test_ksm(folio_at(sr, name(sr, "a"))[0])
+
+
+@pytest.mark.parametrize(("path", "value", "errno"), [
+    ("run", "3", "EINVAL"),
+    ("max_page_sharing", "1", "EINVAL"),
+    ("sleep_millisecs", "abc", "EINVAL"),
+    ("no_such_knob", "1", "ENOENT"),
+])
+def test_knob_errors(path, value, errno):
+    sr = run_steps(f"""
+        - sysfs: {{path: /sys/kernel/mm/ksm/{path}, value: "{value}"}}
+          errno: {errno}
+    """) if path != "no_such_knob" else None
+    if sr is not None:
+        assert sr.result.error is None, sr.result.error
+
+
+def test_max_page_sharing_change_is_ebusy_while_ksm_pages_are_mapped():
+    sr = run_steps(TWO + """
+        - ksm_wait: {full_scans: 2}
+        - sysfs: {path: /sys/kernel/mm/ksm/max_page_sharing, value: 3}
+          errno: EBUSY
+        - sysfs: {path: /sys/kernel/mm/ksm/merge_across_nodes, value: 0}
+          errno: EBUSY
+    """)
+    assert sr.result.error is None, sr.result.error
+
+
+def test_folio_in_lru_add_batch_fails_write_protect_page():
+    sr = run_steps("""
+        - mmap: {as: a, length: 2 pages}
+        - memset: {addr: a, value: 1, length: 2 pages}
+    """)
+    k = sr.k
+    a = name(sr, "a")
+    p = pte(sr, a)
+    assert p.folio.cpu == 0  # still in CPU 0's lru_add batch: refcount = mapcount + 1
+    vma = k.tasks["main"].mm.vmas[0]
+    assert not k.ksm.write_protect_page(vma, p)
+    k.swap.lru_add_drain(0)
+    assert k.ksm.write_protect_page(vma, p) and not p.write
+
+
+def test_smart_scan_skips_pages_that_never_merge():
+    sr = run_steps("""
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+        - mmap: {as: a, length: 8 pages}
+        - touch: {addr: a, length: 8 pages}
+        - madvise: {addr: a, length: 8 pages, advice: MADV_MERGEABLE}
+        - ksm_wait: {full_scans: 12}
+    """)
+    assert counters(sr)["pages_skipped"] > 0
+    sr61 = run_steps("""
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+        - mmap: {as: a, length: 8 pages}
+        - touch: {addr: a, length: 8 pages}
+        - madvise: {addr: a, length: 8 pages, advice: MADV_MERGEABLE}
+        - ksm_wait: {full_scans: 12}
+    """, model="v6.1")
+    assert counters(sr61)["pages_skipped"] == 0  # no smart scan before v6.7
+
+
+def test_fork_child_counters_reset_since_v6_18_but_inherited_on_v6_1():
+    steps = TWO + """
+        - ksm_wait: {full_scans: 2}
+        - fork: {child: c}
+        - print: [ksm_merging_pages]
+          proc: c
+    """
+    assert run_steps(steps).result.observations[0].values["ksm_merging_pages"] == 0
+    assert run_steps(steps, model="v6.1").result.observations[0].values[
+        "ksm_merging_pages"] == 2
+
+
+def test_invariant_violation_is_a_kernel_bug():
+    sr = run_steps(TWO + "- ksm_wait: {full_scans: 2}")
+    sr.k.ksm.pages_sharing += 1
+    with pytest.raises(KernelBug, match="pages_shared/pages_sharing"):
+        sr.k.check_invariants()

@@ -1,0 +1,191 @@
+"""mm/vmscan.c, mm/swap.c, mm/rmap.c, mm/swapfile.c: LRU batches, references, rmap walks,
+partial unmap, swap cache, stale stable nodes, stranding."""
+
+import pytest
+
+from ksmrepro.mm.const import PG_active, PG_referenced, PG_swapcache, VM_LOCKED
+from ksmrepro.mm.mm_types import LRU_ACTIVE_ANON, LRU_INACTIVE_ANON, folio_test_ksm
+from ksmrepro.mm.vmscan import FOLIOREF_NAMES
+from tests.mm.conftest import P, SwapRun, folio_at, name, pte, run_steps
+
+HUGH = """
+    - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+    - mmap: {as: base, length: 3 pages}
+    - madvise: {addr: base, length: 3 pages, advice: MADV_MERGEABLE}
+    - madvise: {addr: base, length: 3 pages, advice: MADV_DONTFORK}
+    - memset: {addr: base, value: 0x77, length: 2 pages}
+    - sleep: 1s
+    - mremap: {old_addr: base + 1 page, old_size: 1 page, new_size: 1 page,
+               flags: [MREMAP_MAYMOVE, MREMAP_FIXED], new_addr: base + 2 pages}
+    - sleep: 100ms
+"""
+SMALL = {"memory": "64M", "swap": "128M"}
+
+
+@pytest.mark.parametrize(("model", "batch"), [("v7.0-rc6", 31), ("v6.1", 15)])
+def test_lru_add_batch_holds_folios_until_it_fills(model, batch):
+    sr = run_steps(f"""
+        - mmap: {{as: a, length: 64 pages}}
+        - memset: {{addr: a, value: 1, length: {batch - 1} pages}}
+    """, model=model)
+    k = sr.k
+    assert sum(f.nr for f in k.lru_add[0]) == batch - 1
+    assert k.lruvec.lists[LRU_INACTIVE_ANON].pages == 0
+    sr = run_steps(f"""
+        - mmap: {{as: a, length: 64 pages}}
+        - memset: {{addr: a, value: 1, length: {batch + 3} pages}}
+    """, model=model)
+    k = sr.k
+    assert sum(f.nr for f in k.lru_add[0]) == 3  # the batch filled once and was moved
+    assert k.lruvec.lists[LRU_INACTIVE_ANON].pages == batch
+
+
+def test_folio_mark_accessed_twice_activates():
+    sr = run_steps("""
+        - mmap: {as: a, length: 1 page}
+        - memset: {addr: a, value: 1, length: 1 page}
+    """)
+    k = sr.k
+    f, _ = folio_at(sr, name(sr, "a"))
+    k.swap.lru_add_drain(0)
+    k.swap.folio_mark_accessed(f)
+    assert f.flags & PG_referenced and not f.flags & PG_active
+    k.swap.folio_mark_accessed(f)
+    assert f.flags & PG_active and f.lru == LRU_ACTIVE_ANON and not f.flags & PG_referenced
+
+
+def _check(sr, f, *, young, referenced, locked=False):
+    for p in f.ptes:
+        p.young = young
+    f.flags = (f.flags | PG_referenced) if referenced else (f.flags & ~PG_referenced)
+    for p in f.ptes:
+        v = sr.k.find_vma(p.mm, p.addr)
+        v.vm_flags = (v.vm_flags | VM_LOCKED) if locked else (v.vm_flags & ~VM_LOCKED)
+    return FOLIOREF_NAMES[sr.k.vmscan.folio_check_references(f)]
+
+
+def test_folio_check_references_decision_table():
+    sr = run_steps("""
+        - mmap: {as: a, length: 1 page}
+        - memset: {addr: a, value: 1, length: 1 page}
+        - fork: {child: c}
+    """)
+    f, _ = folio_at(sr, name(sr, "a"))  # mapped twice: parent and child
+    assert _check(sr, f, young=False, referenced=False) == "RECLAIM"
+    assert _check(sr, f, young=False, referenced=True) == "RECLAIM"  # anon: refbit alone
+    assert _check(sr, f, young=True, referenced=False) == "ACTIVATE"  # two young ptes
+    assert _check(sr, f, young=True, referenced=True) == "ACTIVATE"
+    assert _check(sr, f, young=False, referenced=False, locked=True) == "ACTIVATE"
+    sr = run_steps("""
+        - mmap: {as: a, length: 1 page}
+        - memset: {addr: a, value: 1, length: 1 page}
+    """)
+    f, _ = folio_at(sr, name(sr, "a"))
+    assert _check(sr, f, young=True, referenced=False) == "KEEP"
+    assert f.flags & PG_referenced  # folio_set_referenced(): the second trip reclaims it
+    assert FOLIOREF_NAMES[sr.k.vmscan.folio_check_references(f)] == "RECLAIM"
+
+
+def _walk(sr, folio):
+    found = []
+    sr.k.ksm.rmap_walk_ksm(folio, lambda f, vma, addr: found.append((vma.vm_mm.owner, addr))
+                           or True, None)
+    return found
+
+
+@pytest.mark.parametrize(("model", "sees_moved"), [
+    ("v7.0-rc6", True), ("mm-2026-04", False), ("mm-2026-08", True)])
+def test_rmap_walk_ksm_pgoff_range_and_the_moved_vma(model, sees_moved):
+    sr = run_steps(HUGH, model=model)
+    base = name(sr, "base")
+    k0, _ = folio_at(sr, base)
+    k2, _ = folio_at(sr, base + 2 * P)
+    assert k0 is k2 and folio_test_ksm(k0)  # re-merged after the move
+    found = _walk(sr, k0)
+    want = [("main", base + 2 * P), ("main", base)] if sees_moved else [("main", base)]
+    assert found == want
+
+
+def test_rmap_walk_ksm_search_new_forks_finds_a_child_mapping():
+    sr = run_steps("""
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+        - mmap: {as: a, length: 2 pages}
+        - madvise: {addr: a, length: 2 pages, advice: MADV_MERGEABLE}
+        - memset: {addr: a, value: 0x77, length: 2 pages}
+        - sleep: 100ms
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 0}
+        - fork: {child: c}
+    """)
+    a = name(sr, "a")
+    k0, _ = folio_at(sr, a)
+    assert k0.mapcount == 4  # two in the parent, two in the child; the child has no items
+    assert sorted(_walk(sr, k0)) == [("c", a), ("c", a + P), ("main", a), ("main", a + P)]
+
+
+def _reclaim_ksm_folio(sr, folio):
+    k = sr.k
+    got, _ = k.swapfile.add_to_swap(folio)
+    assert got is folio
+    return k.rmap.try_to_unmap(folio)
+
+
+def test_try_to_unmap_partial_failure_leaves_converted_ptes_and_the_swap_cache():
+    sr = run_steps(HUGH, model="mm-2026-04+ksm-pte-mkold")
+    base = name(sr, "base")
+    k0, _ = folio_at(sr, base)
+    assert _reclaim_ksm_folio(sr, k0) is False
+    assert isinstance(pte(sr, base), SwapRun)  # converted, not rolled back
+    assert pte(sr, base + 2 * P).folio is k0  # invisible to the v3 walk: still mapped
+    assert k0.flags & PG_swapcache and k0.mapcount == 1
+
+
+def test_swap_in_of_a_ksm_folio_from_the_swap_cache_remaps_it_and_ksmd_recounts():
+    sr = run_steps(HUGH, model="mm-2026-04+ksm-pte-mkold")
+    k = sr.k
+    base = name(sr, "base")
+    k0, _ = folio_at(sr, base)
+    _reclaim_ksm_folio(sr, k0)
+    k.ksm.ksm_do_scan(100)
+    k.ksm.ksm_do_scan(100)  # ksmd passes: the item for base goes (pages_sharing--)
+    assert (k.ksm.pages_shared, k.ksm.pages_sharing) == (1, 0)
+    task = k.tasks["main"]
+    k.user_read(task, base, P)  # do_swap_page(): ksm_might_need_to_copy() -> the same folio
+    assert pte(sr, base).folio is k0 and k0.mapcount == 2
+    for _ in range(3):
+        k.ksm.ksm_do_scan(100)
+    assert (k.ksm.pages_shared, k.ksm.pages_sharing) == (1, 1)
+
+
+def test_swapped_out_ksm_folio_leaves_a_stale_node_counted_until_ksmd_passes():
+    sr = run_steps(HUGH, model="v7.0-rc6+ksm-pte-mkold")
+    k = sr.k
+    base = name(sr, "base")
+    k0, _ = folio_at(sr, base)
+    node = k0.mapping
+    assert _reclaim_ksm_folio(sr, k0) is True
+    k.swapfile.delete_from_swap_cache(k0)
+    k.free_folio(k0)  # what __remove_mapping() does after pageout
+    assert k0.mapping is None and node.kfolio is k0  # the keyhole: the node is now stale
+    assert (k.ksm.pages_shared, k.ksm.pages_sharing) == (1, 1)  # counters lag the pages
+    k.ksm.ksm_do_scan(100)
+    k.ksm.ksm_do_scan(100)
+    assert (k.ksm.pages_shared, k.ksm.pages_sharing, k.ksm.ksm_rmap_items) == (0, 0, 0)
+    assert node not in k.ksm.stable_tree
+
+
+@pytest.mark.parametrize(("model", "final"), [
+    ("v7.0-rc6+ksm-pte-mkold", (0, 0)),
+    ("mm-2026-04+ksm-pte-mkold", (1, 0)),
+    ("mm-2026-08+ksm-pte-mkold", (0, 0)),
+    ("v7.0-rc6", (1, 1)),
+])
+def test_pressure_on_a_small_machine(model, final):
+    sr = run_steps(HUGH + """
+        - pressure: {anon: 96M, touches: 2}
+        - print: [pages_shared, pages_sharing, nr_active_anon]
+    """, model=model, **SMALL)
+    v = sr.result.observations[0].values
+    assert (v["pages_shared"], v["pages_sharing"]) == final
+    if final == (1, 1):  # stock: activated at the first encounter and stranded
+        k0, _ = folio_at(sr, name(sr, "base"))
+        assert k0.flags & PG_active and k0.lru == LRU_ACTIVE_ANON and v["nr_active_anon"] == 1
