@@ -74,8 +74,16 @@ def memcmp_pages(a: Content, b: Content) -> int:
     return 0
 
 
+_checksums: dict[Content, int] = {}
+
+
 def calc_checksum(c: Content) -> int:
-    return zlib.crc32(repr(c).encode()) & 0xFFFFFFFF
+    v = _checksums.get(c)
+    if v is None:
+        if len(_checksums) > 100_000:
+            _checksums.clear()
+        v = _checksums[c] = zlib.crc32(repr(c).encode()) & 0xFFFFFFFF
+    return v
 
 
 def describe(c: Content) -> str:

@@ -21,8 +21,12 @@ VM_SOFTDIRTY = 0x08000000
 def find_vma(mm: MmStruct, addr: int) -> VmAreaStruct | None:
     """find_vma(): the first vma with vm_end > addr (it may start above addr)."""
     vmas = mm.vmas
-    i = bisect.bisect_right([v.vm_end for v in vmas], addr)
+    i = bisect.bisect_right(vmas, addr, key=_vm_end)
     return vmas[i] if i < len(vmas) else None
+
+
+def _vm_end(v: VmAreaStruct) -> int:
+    return v.vm_end
 
 
 def vma_lookup(mm: MmStruct, addr: int) -> VmAreaStruct | None:
