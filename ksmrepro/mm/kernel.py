@@ -18,6 +18,8 @@ from ksmrepro.mm.const import (
     Errno, pg_names,
 )
 from ksmrepro.mm.ksm import Ksm, KsmStableNode
+from ksmrepro.mm.lru_gen import LIST_BASE, LruGen
+from ksmrepro.mm.memcontrol import MemControl
 from ksmrepro.mm.mm_types import (
     LRU_NAMES, Folio, MmStruct, PteRun, SwapRun, Task, VmAreaStruct, ZeroPte, folio_test_ksm,
     linear_page_index,
@@ -100,15 +102,18 @@ class Kernel:
         self.kswapd_due = 0
         self.swapfile = SwapInfo(self, swap_bytes >> PAGE_SHIFT)
         self.swapcache: dict[int, Folio] = {}
-        self.lruvec = swap.Lruvec()
+        self.memcg = MemControl(self)
+        self.lru_gen = LruGen(self)
+        self.lru_gen_on = False
         self.lru_add: list[list[Folio]] = [[] for _ in range(cpus)]
-        self.lru_gen_override: bool | None = None
         self.tasks: dict[str, Task] = {}
         self._pid = 0
         self._pfn = 0x1000
         self.vma_ids = 0
         self.content_stamp = 1
         self.spawn_task("main", cpu=0, mm=None)
+        if switches.lru_gen_enabled:  # CONFIG_LRU_GEN_ENABLED
+            self.set_lru_gen(True)
 
     # --- time ----------------------------------------------------------------------------
     def tick(self, ns: int) -> None:
@@ -143,26 +148,38 @@ class Kernel:
 
     # --- memory ----------------------------------------------------------------------------
     def lru_gen_enabled(self) -> bool:
-        if self.lru_gen_override is not None:
-            return self.lru_gen_override
-        return bool(self.switches.lru_gen_enabled)
+        return self.lru_gen_on
+
+    def set_lru_gen(self, on: bool) -> None:
+        """echo y|n > /sys/kernel/mm/lru_gen/enabled."""
+        if on != self.lru_gen_on:
+            self.lru_gen.change_state(on)
+            self.lru_gen_on = on
 
     def new_folio(self, n: int, index: int, content: Any, stride: int) -> Folio:
         f = Folio(self._pfn, n, index, content, stride)
         self._pfn += n
         return f
 
+    @property
+    def lruvec(self) -> swap.Lruvec:
+        """The root memcg's lruvec (the node's, when no memory cgroup is used)."""
+        return self.memcg.root.lruvec
+
     def lruvec_of(self, f: Folio) -> swap.Lruvec:
-        return self.lruvec
+        """folio_lruvec(): the lruvec of the folio's memcg (one node)."""
+        return (f.memcg or self.memcg.root).lruvec
 
     def lruvec_for_task(self, task: Task) -> swap.Lruvec:
-        return self.lruvec
+        return (task.memcg or self.memcg.root).lruvec
 
     def all_lruvecs(self) -> list[swap.Lruvec]:
-        return [self.lruvec]
+        """shrink_node_memcgs(): every memcg's lruvec, root first."""
+        return [c.lruvec for c in self.memcg.all()]
 
-    def charge(self, f: Folio) -> None:
-        """mem_cgroup_charge().  STUB: memory cgroups are not modelled yet."""
+    def charge(self, task: Task, n: int) -> None:
+        """mem_cgroup_charge() of ``n`` pages to the task's memcg (may reclaim or OOM)."""
+        self.memcg.try_charge(task.memcg, n, task.cpu)
 
     def split_folio_run(self, f: Folio, at: int) -> tuple[Folio, Folio]:
         return memory.split_folio_run(self, f, at)
@@ -217,6 +234,8 @@ class Kernel:
         f.mapping = None
         f.flags = 0
         self.nr_free += f.nr
+        self.memcg.uncharge(f)
+        f.memcg = None
 
     def folio_put_unmapped(self, f: Folio) -> None:
         """A folio lost its last mapping: freed, unless the swap cache still holds it for a
@@ -265,6 +284,7 @@ class Kernel:
             mm = MmStruct(self, name)
         mm.id = self._pid
         t = Task(self._pid, name, mm, (cpu if cpu is not None else 0) % self.cpus, memcg)
+        mm.memcg = memcg
         self.tasks[name] = t
         return t
 
@@ -322,11 +342,11 @@ class Kernel:
             self.ksm.write_knob(path.rsplit("/", 1)[1], str(value))
         elif path == "/sys/kernel/mm/lru_gen/enabled":
             v = str(value).strip().lower()
-            on = v in ("y", "1", "yes") or (v.startswith("0x") and int(v, 16) != 0)
-            if on:
-                # CUSTOM: the multi-gen LRU is not modelled yet; refusing beats a wrong answer
-                raise Errno("EINVAL", "the multi-gen LRU is not modelled by this ksmrepro yet")
-            self.lru_gen_override = False
+            try:
+                on = v in ("y", "yes") or (v not in ("n", "no") and int(v, 0) & 1 == 1)
+            except ValueError:
+                raise Errno("EINVAL", f"lru_gen/enabled: {value!r}") from None
+            self.set_lru_gen(on)
         else:
             raise Errno("ENOENT", f"{path}: no such file")
         self.tick(self.costs.syscall)
@@ -364,12 +384,11 @@ class Kernel:
         c = self.ksm.counters()
         c.update({k2: (int(v) if str(v).lstrip("-").isdigit() else 0)
                   for k2, v in self.ksm.knobs.items() if not k2.startswith("advisor_mode")})
-        lv = self.lruvec
+        inactive, active = self.lru_sizes()
         c.update({
             "nr_free_pages": self.nr_free,
-            "nr_inactive_anon": lv.lists[0].pages + sum(
-                f.nr for b in self.lru_add for f in b if not f.flags & PG_active),
-            "nr_active_anon": lv.lists[1].pages,
+            "nr_inactive_anon": inactive,
+            "nr_active_anon": active,
             "nr_swap_used": self.swapfile.inuse_pages,
             "pswpin": self.vmstat["pswpin"],
             "pswpout": self.vmstat["pswpout"],
@@ -379,12 +398,26 @@ class Kernel:
             "memory_current": (self.totalram - self.nr_free) * PAGE_SIZE,
         })
         if task is not None:
+            if task.memcg is not None:
+                c["memory_current"] = task.memcg.usage * PAGE_SIZE
             mm = task.mm
             c.update(self.ksm.ksm_stat(mm))
             c["rss_anon"] = mm.rss_anon
             c["swap_ents"] = mm.swapents
             c["smaps_ksm"] = self.smaps_ksm(mm)
         return c
+
+    def lru_sizes(self) -> tuple[int, int]:
+        """(inactive, active) anon pages over every lruvec; with the multi-gen LRU the two
+        youngest generations count as active (lru_gen_is_active())."""
+        inactive = active = 0
+        for lv in self.all_lruvecs():
+            a, i = self.lru_gen.sizes(lv) if self.lru_gen_enabled() else (
+                lv.lists[1].pages, lv.lists[0].pages)
+            inactive += i
+            active += a
+        inactive += sum(f.nr for b in self.lru_add for f in b)
+        return inactive, active
 
     # --- state dumps ------------------------------------------------------------------------
     def dump(self, task: Task, what: tuple[str, ...]) -> dict[str, Any]:
@@ -430,7 +463,8 @@ class Kernel:
                             f.mapping, KsmStableNode) else repr(f.mapping)),
                         "ksm": folio_test_ksm(f), "mapcount": f.mapcount,
                         "flags": ",".join(pg_names(f.flags)),
-                        "lru": LRU_NAMES.get(f.lru, "batch" if f.cpu >= 0 else "none"),
+                        "lru": (f"gen {f.gen}" if f.lru >= LIST_BASE else
+                                LRU_NAMES.get(f.lru, "batch" if f.cpu >= 0 else "none")),
                         "content": C.describe(f.page_content(i)),
                     })
                 elif isinstance(e, SwapRun):

@@ -46,6 +46,8 @@ def split_folio_run(k: Kernel, f: Folio, at: int) -> tuple[Folio, Folio]:
     g.mapcount = f.mapcount
     g.memcg = f.memcg
     g.shadow = f.shadow
+    g.gen = f.gen
+    g.refs = f.refs
     if f.swap >= 0:
         g.swap = f.swap + off_new
     if low_new:  # f keeps the upper part
@@ -143,6 +145,7 @@ def map_new_anon(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, con
     the pte comes from mk_pte(vm_page_prot): young; dirty and writable for a write fault."""
     mm = vma.vm_mm
     k.rmap.anon_vma_prepare(vma)
+    k.charge(task, n)
     k.alloc_pages(n, task)
     f = k.new_folio(n, linear_page_index(vma, vpn << PAGE_SHIFT), content, stride)
     f.mapping = vma.anon_vma
@@ -153,7 +156,6 @@ def map_new_anon(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, con
     f.ptes.append(p)
     mm.pt.update(zip(range(vpn, vpn + n), repeat(p)))
     mm.rss_anon += n
-    k.charge(f)
     k.swap.folio_add_lru(f, task.cpu)
     return f
 

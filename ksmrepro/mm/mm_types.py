@@ -37,7 +37,7 @@ class Folio:
     """``struct folio`` (order 0), or a run of ``nr`` of them (CUSTOM, see module doc)."""
 
     __slots__ = ("pfn", "nr", "index", "mapping", "flags", "mapcount", "content", "stride",
-                 "swap", "lru", "prev", "next", "ptes", "cpu", "memcg", "shadow")
+                 "swap", "lru", "prev", "next", "ptes", "cpu", "memcg", "shadow", "gen", "refs")
     IS_KSM = False
 
     def __init__(self, pfn: int, nr: int, index: int, content: Any, stride: int = 0) -> None:
@@ -57,6 +57,8 @@ class Folio:
         self.cpu = -1  # the CPU whose lru_add batch holds it (refcount +1), else -1
         self.memcg: Any = None
         self.shadow = 0
+        self.gen = -1  # folio_lru_gen(): the multi-gen LRU generation (lazy; see lru_gen.py)
+        self.refs = 0  # LRU_REFS_MASK bits: accesses through folio_mark_accessed()
 
     def page_content(self, i: int) -> Any:
         if self.stride:
@@ -223,6 +225,8 @@ class MmStruct:
         self.mm_users = 1
         self.mmap_base = 0x7F0000000000
         self.ksm_slot: Any = None
+        self.memcg: Any = None  # the owner task's memcg (mm->owner)
+        self.lru_gen_ran = True  # SIM-ONLY: ran since the last lru_gen mm walk
         self.id = 0
 
     def __repr__(self) -> str:

@@ -144,21 +144,30 @@ class Rmap:
         return None
 
     # --- users -------------------------------------------------------------------------
-    def folio_referenced(self, folio: Folio) -> tuple[int, int]:
-        """folio_referenced(): (young ptes found and cleared by the walk, vm_flags seen)."""
+    def folio_referenced(self, folio: Folio, memcg: object = None) -> tuple[int, int]:
+        """folio_referenced(): (young ptes found and cleared by the walk, vm_flags seen).
+
+        With a target ``memcg`` (memcg reclaim), invalid_folio_referenced_vma() skips vmas
+        whose mm is not in it (mm_match_cgroup())."""
         if folio.mapcount == 0 or folio.mapping is None:
             return 0, 0
         res = {"referenced": 0, "vm_flags": 0, "mapcount": folio.mapcount}
 
         def one(f: Folio, vma: VmAreaStruct, addr: int) -> bool:  # folio_referenced_one()
+            if memcg is not None and not _mm_match_cgroup(vma.vm_mm, memcg):
+                return True
             p = self.page_vma_mapped(f, vma, addr)
             if p is None:
                 return True
             if vma.vm_flags & VM_LOCKED:
                 res["vm_flags"] |= VM_LOCKED
                 return False
-            if p.young:  # ptep_clear_flush_young_notify()
+            if self.k.lru_gen_enabled():
+                young = self.k.lru_gen.lru_gen_look_around(p, vma)
+            else:
+                young = p.young  # ptep_clear_flush_young_notify()
                 p.young = False
+            if young:
                 res["referenced"] += 1
                 res["vm_flags"] |= vma.vm_flags
             res["mapcount"] -= 1
@@ -200,6 +209,18 @@ class Rmap:
                     + (f"; still mapped at {', '.join(left)}" if left else "; fully unmapped"),
                     pfn=folio.pfn, unmapped=unmapped, still_mapped=left)
         return folio.mapcount == 0
+
+
+def _mm_match_cgroup(mm: object, memcg: object) -> bool:
+    """mm_match_cgroup(): the mm's memcg is ``memcg`` or one of its descendants."""
+    if getattr(memcg, "parent", None) is None:
+        return True  # the root memcg
+    c = getattr(mm, "memcg", None)
+    while c is not None:
+        if c is memcg:
+            return True
+        c = c.parent  # type: ignore[attr-defined]
+    return False
 
 
 __all__ = ["Rmap", "anon_vma_interval_tree_foreach", "ULONG_MAX"]

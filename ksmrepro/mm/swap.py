@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ksmrepro.mm.const import PG_active, PG_idle, PG_lru, PG_referenced, PG_unevictable
 from ksmrepro.mm.mm_types import LRU_ACTIVE_ANON, LRU_INACTIVE_ANON, Folio
@@ -87,10 +87,16 @@ class Lruvec:
         self.nonresident_age = 0  # workingset_age_nonresident()
         self.workingset_activate_anon = 0  # WORKINGSET_ACTIVATE_ANON
         self.refaults_snapshot = 0  # target_lruvec->refaults[WORKINGSET_ANON]
+        self.lrugen: Any = None  # struct lru_gen_folio while the multi-gen LRU is on
 
 
 def lruvec_add_folio(lruvec: Lruvec, f: Folio) -> None:
-    """include/linux/mm_inline.h lruvec_add_folio(): PG_lru set, head of its list."""
+    """include/linux/mm_inline.h lruvec_add_folio(): PG_lru set, head of its list (or
+    lru_gen_add_folio() while the multi-gen LRU is on)."""
+    if lruvec.lrugen is not None:
+        from ksmrepro.mm.lru_gen import lru_gen_add_folio
+        lru_gen_add_folio(lruvec, f, False)
+        return
     lru = 4 if f.flags & PG_unevictable else (
         LRU_ACTIVE_ANON if f.flags & PG_active else LRU_INACTIVE_ANON)
     f.flags |= PG_lru
@@ -102,6 +108,7 @@ def lruvec_del_folio(lruvec: Lruvec, f: Folio) -> None:
     lruvec.lists[f.lru].remove(f)
     f.flags &= ~PG_lru
     f.lru = -1
+    f.gen = -1
 
 
 def folio_add_lru(k: Kernel, f: Folio, cpu: int) -> None:
@@ -111,6 +118,8 @@ def folio_add_lru(k: Kernel, f: Folio, cpu: int) -> None:
     a model switch) -- a run of ``nr`` folios is added one folio at a time, so it may be
     split between the LRU and the batch."""
     size = k.switches.lru_batch_size
+    if k.lru_gen_enabled() and not f.flags & PG_unevictable:
+        f.flags |= PG_active  # lru_gen_in_fault(): faulted folios start young
     batch = k.lru_add[cpu]
     room = size - sum(x.nr for x in batch)
     if f.nr < room:
@@ -156,7 +165,15 @@ def lru_add_drain_all(k: Kernel) -> None:
 
 
 def folio_activate(k: Kernel, f: Folio) -> None:
-    """folio_activate(): an LRU folio moves to the active list (CUSTOM: at once, no batch)."""
+    """folio_activate(): an LRU folio moves to the active list (CUSTOM: at once, no batch);
+    with the multi-gen LRU, to the youngest generations."""
+    lv = k.lruvec_of(f)
+    if lv.lrugen is not None:
+        if f.flags & PG_lru:
+            lruvec_del_folio(lv, f)
+            f.flags |= PG_active
+            lruvec_add_folio(lv, f)
+        return
     if f.flags & PG_lru and not f.flags & (PG_active | PG_unevictable):
         lv = k.lruvec_of(f)
         lruvec_del_folio(lv, f)
@@ -171,8 +188,7 @@ def folio_activate(k: Kernel, f: Folio) -> None:
 def folio_mark_accessed(k: Kernel, f: Folio) -> None:
     """mm/swap.c folio_mark_accessed() (classic LRU)."""
     if k.lru_gen_enabled():
-        # lru_gen: only the reference counter bits move (folio_inc_refs).
-        f.flags |= PG_referenced
+        k.lru_gen.lru_gen_inc_refs(f)  # lru_gen: only the reference bits move
         return
     if not f.flags & PG_referenced:
         f.flags |= PG_referenced

@@ -45,10 +45,23 @@ class Vmscan:
         self.k = k
 
     # --- decisions -----------------------------------------------------------------
-    def folio_check_references(self, f: Folio) -> int:
+    def folio_check_references(self, f: Folio, memcg: object = None) -> int:
         """folio_check_references() (classic LRU)."""
         k = self.k
-        referenced_ptes, vm_flags = k.rmap.folio_referenced(f)
+        referenced_ptes, vm_flags = k.rmap.folio_referenced(f, memcg)
+        if k.lru_gen_enabled():  # lru_gen_folio_check_references()
+            if vm_flags & VM_LOCKED:
+                ret = FOLIOREF_ACTIVATE
+            elif not referenced_ptes:
+                ret = FOLIOREF_RECLAIM
+            else:
+                ret = FOLIOREF_ACTIVATE if k.lru_gen.lru_gen_set_refs(f) else FOLIOREF_KEEP
+            if k.tracing and folio_test_ksm(f):
+                k.trace("folio_check_references",
+                        f"KSM folio pfn {f.pfn:#x}: {referenced_ptes} young pte(s) found by the "
+                        f"rmap walk -> {FOLIOREF_NAMES[ret]} (multi-gen LRU)", pfn=f.pfn,
+                        referenced_ptes=referenced_ptes, verdict=FOLIOREF_NAMES[ret])
+            return ret
         referenced_folio = bool(f.flags & PG_referenced)
         f.flags &= ~PG_referenced  # folio_test_clear_referenced()
         if vm_flags & VM_LOCKED:
@@ -108,7 +121,8 @@ class Vmscan:
             if f.mapping is None and f.swap < 0:  # freed while isolated
                 k.free_folio(f)
                 continue
-            refs = FOLIOREF_RECLAIM if sc.ignore_references else self.folio_check_references(f)
+            refs = FOLIOREF_RECLAIM if sc.ignore_references else self.folio_check_references(
+                f, sc.target_memcg)
             if refs == FOLIOREF_ACTIVATE:
                 ret.append(self._activate_locked(f))
                 continue
@@ -174,7 +188,7 @@ class Vmscan:
             if f.mapping is None and f.swap < 0:
                 k.free_folio(f)
                 continue
-            k.rmap.folio_referenced(f)
+            k.rmap.folio_referenced(f, sc.target_memcg)
             f.flags &= ~PG_active
             f.flags |= PG_workingset
             k.vmstat["pgdeactivate"] += f.nr
@@ -213,6 +227,9 @@ class Vmscan:
     def shrink_node(self, lv: Lruvec, sc: ScanControl) -> None:
         """shrink_node() / prepare_scan_control(): may_deactivate when anon refaults were
         activated since the last snapshot, or the inactive anon list is low."""
+        if lv.lrugen is not None:
+            self.k.lru_gen.lru_gen_shrink_lruvec(lv, sc)
+            return
         refaults = lv.workingset_activate_anon
         sc.may_deactivate_anon = (sc.force_deactivate or refaults != lv.refaults_snapshot
                                   or self.inactive_is_low(lv))
@@ -241,9 +258,11 @@ class Vmscan:
         return sc.nr_reclaimed
 
     def try_to_free_pages(self, nr: int, cpu: int, lvs: list[Lruvec] | None = None,
-                          proactive: bool = False) -> int:
-        """try_to_free_pages() (direct reclaim) / try_to_free_mem_cgroup_pages()."""
-        sc = ScanControl(nr_to_reclaim=max(nr, SWAP_CLUSTER_MAX), cpu=cpu, proactive=proactive)
+                          proactive: bool = False, target_memcg: object = None) -> int:
+        """try_to_free_pages() (direct reclaim, kswapd) / try_to_free_mem_cgroup_pages()
+        (``target_memcg``: only its lruvecs, and only references from its mms count)."""
+        sc = ScanControl(nr_to_reclaim=max(nr, SWAP_CLUSTER_MAX), cpu=cpu, proactive=proactive,
+                         target_memcg=target_memcg)
         return self.do_try_to_free_pages(lvs or self.k.all_lruvecs(), sc)
 
     def reclaim_pages(self, folios: list[Folio], cpu: int) -> int:
