@@ -352,6 +352,9 @@ class Kernel:
         self.tick(self.costs.syscall)
 
     def prctl(self, task: Task, option: str, value: int) -> int:
+        if option in ("PR_SET_MEMORY_MERGE", "PR_GET_MEMORY_MERGE") and \
+                not self.switches.ksm_prctl_merge_any:
+            raise Errno("EINVAL", f"{option} is not known to this kernel (v6.4+)")
         if option == "PR_SET_MEMORY_MERGE":
             if value not in (0, 1):
                 raise Errno("EINVAL", "PR_SET_MEMORY_MERGE takes 0 or 1")
@@ -398,8 +401,15 @@ class Kernel:
             "memory_current": (self.totalram - self.nr_free) * PAGE_SIZE,
         })
         if task is not None:
+            cg = task.memcg or self.memcg.root
             if task.memcg is not None:
-                c["memory_current"] = task.memcg.usage * PAGE_SIZE
+                c["memory_current"] = cg.usage * PAGE_SIZE
+            lv = cg.lruvec
+            act, inact = self.lru_gen.sizes(lv)
+            c["memory_stat_active_anon"] = act * PAGE_SIZE
+            c["memory_stat_inactive_anon"] = inact * PAGE_SIZE
+            c["memory_stat_anon"] = (act + inact + sum(
+                f.nr for b in self.lru_add for f in b if f.memcg is task.memcg)) * PAGE_SIZE
             mm = task.mm
             c.update(self.ksm.ksm_stat(mm))
             c["rss_anon"] = mm.rss_anon

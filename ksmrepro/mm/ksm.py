@@ -249,9 +249,13 @@ class Ksm:
         mm.flags &= ~MMF_VM_MERGE_ANY
 
     def ksm_add_vma(self, vma: VmAreaStruct) -> None:
-        """ksm_add_vma() / ksm_vma_flags(): new vmas of a merge-any mm are VM_MERGEABLE."""
-        if vma.vm_mm.flags & MMF_VM_MERGE_ANY and self.vma_ksm_compatible(vma):
+        """ksm_add_vma() / ksm_vma_flags(): new vmas of a merge-any mm are VM_MERGEABLE, and
+        an mm whose slot ksmd freed meanwhile is entered again."""
+        mm = vma.vm_mm
+        if mm.flags & MMF_VM_MERGE_ANY and self.vma_ksm_compatible(vma):
             vma.vm_flags |= VM_MERGEABLE
+            if not mm.flags & MMF_VM_MERGEABLE:
+                self.__ksm_enter(mm)
 
     # --- unmerging -------------------------------------------------------------------------
     def break_ksm(self, vma: VmAreaStruct, addr: int) -> None:
@@ -737,10 +741,16 @@ class Ksm:
         del slot.rmap_list[idx:]
 
     def _free_slot(self, slot: KsmMmSlot) -> None:
+        """The slot of an mm with no mergeable vma (or exiting) is freed.  MMF_VM_MERGE_ANY
+        survives since "mm/ksm: fix exec/fork inheritance support for prctl" (2025): the
+        mm re-enters on its next new vma (ksm_add_vma)."""
         if slot in self.mm_slots:
             self.mm_slots.remove(slot)
-        slot.mm.ksm_slot = None
-        slot.mm.flags &= ~(MMF_VM_MERGEABLE | MMF_VM_MERGE_ANY)
+        mm = slot.mm
+        mm.ksm_slot = None
+        mm.flags &= ~MMF_VM_MERGEABLE
+        if mm.mm_users == 0 or not self.k.switches.ksm_merge_any_survives_slot_free:
+            mm.flags &= ~MMF_VM_MERGE_ANY
 
     def scan_get_next_rmap_item(self) -> tuple[KsmRmapItem, PteRun, int] | None:
         """scan_get_next_rmap_item()."""
@@ -996,7 +1006,7 @@ class Ksm:
         """/proc/PID/ksm_stat."""
         return {
             "ksm_rmap_items": mm.ksm_rmap_items,
-            "ksm_zero_pages": mm.ksm_zero_pages,
+            "ksm_stat_zero_pages": mm.ksm_zero_pages,
             "ksm_merging_pages": mm.ksm_merging_pages,
             "ksm_process_profit": (mm.ksm_merging_pages + mm.ksm_zero_pages) * PAGE_SIZE
             - mm.ksm_rmap_items * RMAP_ITEM_SIZE,

@@ -44,6 +44,12 @@ class Switches:
     # mm/ksm.c scan_get_next_rmap_item(): walk_page_range_vma() to the next present page
     # (v6.19).  Changes the cost only, never which pages are visited.
     ksm_range_walk: bool = True
+    # kernel/sys.c prctl(PR_SET_MEMORY_MERGE) / mm/ksm.c ksm_enable_merge_any(): v6.4+.
+    ksm_prctl_merge_any: bool = True
+    # mm/ksm.c scan_get_next_rmap_item(): freeing an mm's slot keeps MMF_VM_MERGE_ANY, and
+    # ksm_vma_flags() re-enters the mm ("mm/ksm: fix exec/fork inheritance support for
+    # prctl", 2025, in v7.0).
+    ksm_merge_any_survives_slot_free: bool = True
     # mm/vmscan.c: CONFIG_LRU_GEN_ENABLED (the multi-gen LRU on at boot).
     lru_gen_enabled: bool = False
 

@@ -20,6 +20,8 @@ V6_1 = Base(
         ksm_smart_scan=False,  # should_skip_rmap_item() arrived in v6.7
         ksm_fork_resets_counters=False,  # 4d6fc29f3634 is v6.18
         ksm_range_walk=False,  # the KSM range walk is v6.19
+        ksm_prctl_merge_any=False,  # PR_SET_MEMORY_MERGE arrived in v6.4
+        ksm_merge_any_survives_slot_free=False,
     ),
     summary=(
         "Debian's 6.1: PAGEVEC_SIZE 15, no smart scan, every address probed by ksmd, "

@@ -118,6 +118,8 @@ COUNTERS: dict[str, str] = {
     "ksm_process_profit": "bytes the process saves by KSM, less its metadata",
     "ksm_merge_any": "the process has PR_SET_MEMORY_MERGE set (0/1)",
     "ksm_mergeable": "the process has mergeable areas (0/1)",
+    "ksm_stat_zero_pages": "the process's ksm_zero_pages line of /proc/PID/ksm_stat "
+    "(ksm_zero_pages is the global sysfs file)",
     # ksmrepro: the step's process
     "rss_anon": "the process's MM_ANONPAGES, in pages",
     "swap_ents": "the process's MM_SWAPENTS, in pages",
@@ -134,6 +136,9 @@ COUNTERS: dict[str, str] = {
     "workingset_activate_anon": "anonymous refaults activated by the workingset code",
     # ksmrepro: memory cgroup of the step's process
     "memory_current": "memory.current of the step's process's cgroup, in bytes",
+    "memory_stat_anon": "memory.stat anon of the step's process's cgroup, in bytes",
+    "memory_stat_active_anon": "memory.stat active_anon of that cgroup, in bytes",
+    "memory_stat_inactive_anon": "memory.stat inactive_anon of that cgroup, in bytes",
 }
 """Every counter name ``print`` and ``expect`` accept, with a one-line description."""
 

@@ -160,7 +160,8 @@ def test_counters():
         "smart_scan ksm_rmap_items ksm_merging_pages ksm_process_profit ksm_merge_any "
         "ksm_mergeable rss_anon swap_ents smaps_ksm nr_free_pages nr_inactive_anon "
         "nr_active_anon nr_swap_used pswpin pswpout cow_ksm ksm_swpin_copy "
-        "workingset_activate_anon memory_current"
+        "workingset_activate_anon memory_current ksm_stat_zero_pages memory_stat_anon "
+        "memory_stat_active_anon memory_stat_inactive_anon"
     ).split()
     assert set(V.COUNTERS) == set(expected)
     assert all(isinstance(d, str) and d and "\n" not in d for d in V.COUNTERS.values())
