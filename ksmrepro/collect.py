@@ -187,13 +187,19 @@ def with_dump_after(scenario: Scenario, spec: str) -> Scenario:
 
 def plan(scenarios: Sequence[Scenario], cli_models: Sequence[str], *, trace: bool = False,
          dump_after: str | None = None) -> list[Job]:
-    """The jobs to run, in report order.  Every model is resolved first.
+    """The jobs to run, in report order.  Every model is resolved first, after installing
+    the model files found next to the scenarios (``models.userfile.model_files_near``).
 
-    :raises ModelError: an unknown model, on the command line or in a scenario
+    :raises ModelError: an unknown model, on the command line or in a scenario, or an
+        invalid model file
     """
     from ksmrepro.models import resolve
+    from ksmrepro.models.userfile import ensure_model_files_near
     from ksmrepro.runner import models_for
 
+    for scenario in scenarios:
+        # model files next to the scenario (scenarios/models/*.yaml): docs/models.md
+        ensure_model_files_near(scenario.path)
     for expr in cli_models:
         try:
             resolve(expr)
