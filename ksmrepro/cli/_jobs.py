@@ -9,7 +9,6 @@ serial run's.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -73,11 +72,17 @@ def _record(job: Job, done: _Done) -> RunRecord:
     return RunRecord(result, job.scenario, kernel_bug=done.kernel_bug)
 
 
-def execute(jobs: Sequence[Job], workers: int = 1) -> list[RunRecord]:
-    """Run ``jobs``; ``workers`` > 1 runs them in that many processes (0: one per CPU).
+def execute(jobs: Sequence[Job], workers: int | None = None) -> list[RunRecord]:
+    """Run ``jobs``; ``workers`` > 1 runs them in that many processes (0: one per CPU;
+    None: automatic, one per CPU when there are several jobs and CPUs, see
+    ``analysis.parallel.auto_workers``).
 
     :raises KsmreproError: the first error (in job order) that is not a KernelBug
     """
+    from ksmrepro.analysis.parallel import Workers, auto_workers
+
+    if workers is None:
+        workers = auto_workers(len(jobs))
     if workers == 0:
         workers = os.cpu_count() or 1
     if workers <= 1 or len(jobs) <= 1:
@@ -87,8 +92,9 @@ def execute(jobs: Sequence[Job], workers: int = 1) -> list[RunRecord]:
             if done[-1].error is not None:
                 break
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            done = list(pool.map(_run_job, jobs))
+        # forked workers (where available) with the parent's model files installed
+        with Workers(min(workers, len(jobs))) as pool:
+            done = pool.map(_run_job, jobs)
     for d in done:
         if d.error is not None:
             raise KsmreproError(d.error)
