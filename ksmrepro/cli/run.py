@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import click
 
+from typing import TYPE_CHECKING
+
 from ksmrepro.cli._app import Outputs, exit_status, load_all, print_error, print_kernel_bugs
+
+if TYPE_CHECKING:
+    from ksmrepro.report import RunRecord
 
 __all__ = ["command"]
 
@@ -22,16 +27,29 @@ __all__ = ["command"]
               help="Only scenarios whose name or path contains SUBSTR.")
 @click.option("--tag", "tags", multiple=True, metavar="TAG",
               help="Only scenarios with this tag; repeatable (any of them).")
-@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
-              metavar="N", help="Run scenario × model pairs in N processes (0: one per CPU).")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Run scenario × model pairs in N processes (0: one per CPU; default: one "
+                   "per CPU when several pairs run, 1 = serial).  Reports are identical.")
+@click.option("--models-file", "models_files", multiple=True, metavar="PATH",
+              help="A model file (kind: models) defining models, patches, series; "
+                   "repeatable.  Files in scenarios/models/ are found by themselves.")
+@click.option("--no-known-failures", "no_known_failures", is_flag=True,
+              help="Judge every expectation as written, ignoring known_failures "
+                   "(the raw outcome; for git bisect run).")
 @click.option("--dump-after", metavar="STEP",
               help="Dump the process state (maps, pages, KSM) after step STEP (index or label).")
 @click.pass_context
 def command(ctx: click.Context, paths: tuple[str, ...], models: tuple[str, ...],
             json_out: str | None, junit_out: str | None, tap_out: str | None, trace: bool,
-            keyword: str | None, tags: tuple[str, ...], jobs: int,
-            dump_after: str | None) -> None:
-    """Run scenario files (directories are searched for *.yaml/*.yml scenarios)."""
+            keyword: str | None, tags: tuple[str, ...], jobs: int | None,
+            dump_after: str | None, models_files: tuple[str, ...],
+            no_known_failures: bool) -> None:
+    """Run scenario files (directories are searched for *.yaml/*.yml scenarios).
+
+    Exit status: 0 every expectation holds (or fails only where known_failures says), 1 one
+    does not, 2 invalid scenario or command line, 3 a bug in ksmrepro, 125 the only failures
+    are scenarios that cannot run on their model (git bisect run's "skip").
+    """
     from ksmrepro.cli._jobs import execute
     from ksmrepro.collect import find_scenarios, plan, select
     from ksmrepro.report.console import make_console, print_report
@@ -42,9 +60,34 @@ def command(ctx: click.Context, paths: tuple[str, ...], models: tuple[str, ...],
         print_error(str(error))
     if errors:
         ctx.exit(2)
-    job_list = plan(select(scenarios, keyword, tags), models, trace=trace, dump_after=dump_after)
+    from ksmrepro.models.userfile import use_model_files
+
+    use_model_files(models_files, [s.path for s in scenarios])
+    selected = select(scenarios, keyword, tags)
+    if no_known_failures:
+        from dataclasses import replace
+
+        selected = [replace(s, known_failures=()) for s in selected]
+    job_list = plan(selected, models, trace=trace, dump_after=dump_after)
     records = execute(job_list, jobs)
     print_report(make_console(stderr=outputs.uses_stdout), records, trace=trace)
     outputs.write(records, trace=trace)
     print_kernel_bugs(records)
-    ctx.exit(exit_status(records))
+    ctx.exit(_predicate_status(records, exit_status(records)))
+
+
+def _predicate_status(records: list[RunRecord], status: int) -> int:
+    # git bisect run: 125 ("skip") when every failing run is a scenario that cannot run on
+    # its model (docs/models.md); any other failure keeps its status.
+    from ksmrepro.analysis.outcome import cannot_run
+
+    failing = [r for r in records if r.failing]
+    if status != 1 or not failing:
+        return status
+    reasons = [cannot_run(r.result, r.scenario) for r in failing]
+    if any(reason is None for reason in reasons):
+        return status
+    for r, reason in zip(failing, reasons, strict=True):
+        print_error(f"{r.result.file} cannot run on {r.result.model}: {reason}",
+                    label="skip")
+    return 125
