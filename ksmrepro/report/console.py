@@ -99,7 +99,7 @@ def _outcome_row(record: RunRecord, outcome: StepFailure) -> list[RenderableType
     return [
         Text(outcome.label or str(outcome.step)),
         Text(step_op(record.scenario, outcome.step) or ""),
-        Text(f"{what} (asked for)"),
+        Text(f"{what} (asked for)" if outcome.expected else f"{what} (recorded)"),
         Text(""),
         Text(""),
         Text("ok", style=VERDICT_STYLES["ok"]),
