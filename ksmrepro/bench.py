@@ -22,6 +22,7 @@ PRESSURE = """
 name: bench-pressure-{anon}
 machine: {{memory: 1G, swap: {swap}}}
 steps:
+  - sysfs: {{path: /sys/kernel/mm/lru_gen/enabled, value: {lru_gen}}}
   - mmap: {{as: a, length: 2 pages}}
   - memset: {{addr: a, value: 1, length: 2 pages}}
   - pressure: {{anon: {anon}, touches: 2}}
@@ -58,8 +59,11 @@ def bench_hugh() -> None:
     _row("hugh.yaml, its 3 models, serial (s)", f"{dt:.3f}", "< 1 s", dt < 1.0)
 
 
-def bench_pressure(anon: str, swap: str) -> None:
-    sc = load_scenario_text(PRESSURE.format(anon=anon, swap=swap), f"<bench {anon}>")
+def bench_pressure(anon: str, swap: str, lru_gen: str = "n") -> None:
+    sc = load_scenario_text(PRESSURE.format(anon=anon, swap=swap, lru_gen=lru_gen),
+                            f"<bench {anon}>")
+    if lru_gen == "y":
+        anon += " MGLRU"
     gc.collect()
     t = time.perf_counter()
     res = run_scenario(sc, "v7.0-rc6")
@@ -74,7 +78,7 @@ def bench_pressure(anon: str, swap: str) -> None:
     run_scenario(sc, "v7.0-rc6")
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    pages = (1 << 30 if anon == "1G" else 4 << 30) // 4096
+    pages = (1 << 30 if anon.startswith("1G") else 4 << 30) // 4096
     _row(f"pressure {anon}: peak bytes per simulated page", f"{peak / pages:.1f}", "<= 100",
          peak / pages <= 100)
 
@@ -96,6 +100,7 @@ def main() -> int:
     bench_hugh()
     bench_pressure("1G", "2G")
     bench_pressure("4G", "8G")
+    bench_pressure("1G", "2G", lru_gen="y")
     bench_ksmd()
     return 0
 
