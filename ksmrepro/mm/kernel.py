@@ -14,14 +14,31 @@ from ksmrepro.mm import content as C
 from ksmrepro.mm import memory, mmap, page_alloc, swap
 from ksmrepro.mm import vma as V
 from ksmrepro.mm.const import (
-    MAP, PAGE_SHIFT, PAGE_SIZE, PG_active, PG_referenced, PROT, VM_DONTCOPY, VM_WIPEONFORK,
-    Errno, pg_names,
+    MAP,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PROT,
+    VM_DONTCOPY,
+    VM_FLAG_NAMES,
+    VM_WIPEONFORK,
+    Errno,
+    PG_active,
+    PG_referenced,
+    pg_names,
 )
 from ksmrepro.mm.ksm import Ksm, KsmStableNode
 from ksmrepro.mm.lru_gen import LIST_BASE, LruGen
 from ksmrepro.mm.memcontrol import MemControl
 from ksmrepro.mm.mm_types import (
-    LRU_NAMES, Folio, MmStruct, PteRun, SwapRun, Task, VmAreaStruct, ZeroPte, folio_test_ksm,
+    LRU_NAMES,
+    Folio,
+    MmStruct,
+    PteRun,
+    SwapRun,
+    Task,
+    VmAreaStruct,
+    ZeroPte,
+    folio_test_ksm,
     linear_page_index,
 )
 from ksmrepro.mm.rmap import Rmap
@@ -120,6 +137,8 @@ class Kernel:
         """Work done by the running task: time passes when the step yields (``flush``)."""
         self.pending += ns
 
+    # reclaim work is done by (and charged to) whoever reclaims: the task in direct reclaim,
+    # or kswapd, whose time is folded into the same account (CUSTOM)
     tick_reclaim = tick
 
     def add_timer(self, when: int, fn: Callable[[], None]) -> None:
@@ -437,9 +456,8 @@ class Kernel:
             out["maps"] = [{
                 "vm_start": f"{v.vm_start:#x}", "vm_end": f"{v.vm_end:#x}",
                 "vm_pgoff": f"{v.vm_pgoff:#x}",
-                "vm_flags": " ".join(n for b, n in sorted(__import__(
-                    "ksmrepro.mm.const", fromlist=["VM_FLAG_NAMES"]).VM_FLAG_NAMES.items())
-                    if v.vm_flags & b),
+                "vm_flags": " ".join(n for b, n in sorted(VM_FLAG_NAMES.items())
+                                     if v.vm_flags & b),
                 "anon_vma": repr(v.anon_vma) if v.anon_vma else None,
                 "avc": [f"{a.anon_vma}[{a.start_pgoff:#x}, {a.last_pgoff:#x}]"
                         for a in v.anon_vma_chain],

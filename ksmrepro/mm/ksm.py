@@ -13,12 +13,32 @@ from typing import TYPE_CHECKING, Any
 
 from ksmrepro.mm import content as C
 from ksmrepro.mm.const import (
-    PAGE_SHIFT, PAGE_SIZE, PG_anon_exclusive, PG_dirty, ULONG_MAX, VM_DONTEXPAND, VM_HUGETLB,
-    VM_IO, VM_MAYSHARE, VM_MERGEABLE, VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, Errno,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    ULONG_MAX,
+    VM_DONTEXPAND,
+    VM_HUGETLB,
+    VM_IO,
+    VM_MAYSHARE,
+    VM_MERGEABLE,
+    VM_MIXEDMAP,
+    VM_PFNMAP,
+    VM_SHARED,
+    Errno,
+    PG_anon_exclusive,
+    PG_dirty,
 )
 from ksmrepro.mm.mm_types import (
-    KSM_ZERO_PTE, MMF_VM_MERGE_ANY, MMF_VM_MERGEABLE, Folio, MmStruct, PteRun, VmAreaStruct,
-    folio_ref_count, folio_test_ksm, linear_page_index,
+    KSM_ZERO_PTE,
+    MMF_VM_MERGE_ANY,
+    MMF_VM_MERGEABLE,
+    Folio,
+    MmStruct,
+    PteRun,
+    VmAreaStruct,
+    folio_ref_count,
+    folio_test_ksm,
+    linear_page_index,
 )
 from ksmrepro.mm.rmap import anon_vma_interval_tree_foreach
 

@@ -20,7 +20,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ksmrepro.mm.const import (
-    PAGE_SHIFT, PG_active, PG_lru, PG_referenced, PG_swapcache, PG_workingset, VM_LOCKED,
+    PAGE_SHIFT,
+    VM_LOCKED,
+    PG_active,
+    PG_lru,
+    PG_referenced,
+    PG_swapcache,
+    PG_workingset,
 )
 from ksmrepro.mm.mm_types import Folio, PteRun, VmAreaStruct, folio_test_ksm
 from ksmrepro.mm.swap import LruList, Lruvec

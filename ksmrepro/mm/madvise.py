@@ -7,8 +7,22 @@ from typing import TYPE_CHECKING
 
 from ksmrepro.mm import vma as V
 from ksmrepro.mm.const import (
-    PAGE_SHIFT, PAGE_SIZE, VM_DONTCOPY, VM_DONTDUMP, VM_EXEC, VM_HUGEPAGE, VM_IO, VM_MAYEXEC,
-    VM_MAYREAD, VM_MAYWRITE, VM_NOHUGEPAGE, VM_READ, VM_WIPEONFORK, VM_WRITE, Errno, page_align,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    VM_DONTCOPY,
+    VM_DONTDUMP,
+    VM_EXEC,
+    VM_HUGEPAGE,
+    VM_IO,
+    VM_MAYEXEC,
+    VM_MAYREAD,
+    VM_MAYWRITE,
+    VM_NOHUGEPAGE,
+    VM_READ,
+    VM_WIPEONFORK,
+    VM_WRITE,
+    Errno,
+    page_align,
 )
 from ksmrepro.mm.mm_types import PteRun, Task, VmAreaStruct
 

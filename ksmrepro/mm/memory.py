@@ -8,18 +8,31 @@ operations.  Each segment is handled exactly as the kernel handles each of its p
 from __future__ import annotations
 
 from collections import deque
-from itertools import repeat
-
 from collections.abc import Callable
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from ksmrepro.mm import content as C
 from ksmrepro.mm.const import (
-    PAGE_SHIFT, PG_active, PG_anon_exclusive, PG_dirty, PG_swapbacked, PG_workingset,
-    VM_READ, VM_WRITE, SigSegv,
+    PAGE_SHIFT,
+    VM_READ,
+    VM_WRITE,
+    PG_active,
+    PG_anon_exclusive,
+    PG_dirty,
+    PG_swapbacked,
+    PG_workingset,
+    SigSegv,
 )
 from ksmrepro.mm.mm_types import (
-    Folio, PteRun, SwapRun, VmAreaStruct, ZeroPte, ZERO_PTE, folio_ref_count, folio_test_ksm,
+    ZERO_PTE,
+    Folio,
+    PteRun,
+    SwapRun,
+    VmAreaStruct,
+    ZeroPte,
+    folio_ref_count,
+    folio_test_ksm,
     linear_page_index,
 )
 
@@ -45,7 +58,6 @@ def split_folio_run(k: Kernel, f: Folio, at: int) -> tuple[Folio, Folio]:
     g.flags = f.flags
     g.mapcount = f.mapcount
     g.memcg = f.memcg
-    g.shadow = f.shadow
     g.gen = f.gen
     g.refs = f.refs
     if f.swap >= 0:
@@ -325,7 +337,7 @@ def copy_pte_range(k: Kernel, dst_vma: VmAreaStruct, src_vma: VmAreaStruct) -> N
         elif isinstance(e, SwapRun):
             off = v - e.vpn
             k.swapfile.swap_duplicate(e.slot + off, n)
-            s = SwapRun(e.slot + off, v, n, e.page_content(off), e.stride, e.shadow)
+            s = SwapRun(e.slot + off, v, n, e.page_content(off), e.stride)
             dst.pt.update(zip(range(v, v + n), repeat(s)))
             dst.swapents += n
         else:

@@ -37,7 +37,7 @@ class Folio:
     """``struct folio`` (order 0), or a run of ``nr`` of them (CUSTOM, see module doc)."""
 
     __slots__ = ("pfn", "nr", "index", "mapping", "flags", "mapcount", "content", "stride",
-                 "swap", "lru", "prev", "next", "ptes", "cpu", "memcg", "shadow", "gen", "refs")
+                 "swap", "lru", "prev", "next", "ptes", "cpu", "memcg", "gen", "refs")
     IS_KSM = False
 
     def __init__(self, pfn: int, nr: int, index: int, content: Any, stride: int = 0) -> None:
@@ -56,7 +56,6 @@ class Folio:
         self.ptes: list[PteRun] = []  # SIM-ONLY: the ptes mapping it (the rmap walks don't use it)
         self.cpu = -1  # the CPU whose lru_add batch holds it (refcount +1), else -1
         self.memcg: Any = None
-        self.shadow = 0
         self.gen = -1  # folio_lru_gen(): the multi-gen LRU generation (lazy; see lru_gen.py)
         self.refs = 0  # LRU_REFS_MASK bits: accesses through folio_mark_accessed()
 
@@ -104,17 +103,16 @@ class SwapRun:
     """Swap ptes for ``nr`` consecutive pages: page ``vpn + i`` is in swap slot ``slot + i``.
 
     CUSTOM: the content written to those slots travels with the swap pte (the simulated
-    swap device stores no data); ``shadow`` is the workingset eviction cookie."""
+    swap device stores no data).  Shadow entries live in the swap device (swapfile.py)."""
 
-    __slots__ = ("slot", "vpn", "nr", "content", "stride", "shadow")
+    __slots__ = ("slot", "vpn", "nr", "content", "stride")
 
-    def __init__(self, slot: int, vpn: int, nr: int, content: Any, stride: int, shadow: int):
+    def __init__(self, slot: int, vpn: int, nr: int, content: Any, stride: int) -> None:
         self.slot = slot
         self.vpn = vpn
         self.nr = nr
         self.content = content
         self.stride = stride
-        self.shadow = shadow
 
     def page_content(self, i: int) -> Any:
         if self.stride:

@@ -6,9 +6,25 @@ from typing import TYPE_CHECKING
 
 from ksmrepro.mm import vma as V
 from ksmrepro.mm.const import (
-    MAP, MMAP_MIN_ADDR, PAGE_SHIFT, PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, TASK_SIZE,
-    VM_ACCOUNT, VM_EXEC, VM_LOCKED, VM_MAYEXEC, VM_MAYREAD, VM_MAYWRITE, VM_NORESERVE, VM_READ,
-    VM_WRITE, Errno, page_align,
+    MAP,
+    MMAP_MIN_ADDR,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    TASK_SIZE,
+    VM_ACCOUNT,
+    VM_EXEC,
+    VM_LOCKED,
+    VM_MAYEXEC,
+    VM_MAYREAD,
+    VM_MAYWRITE,
+    VM_NORESERVE,
+    VM_READ,
+    VM_WRITE,
+    Errno,
+    page_align,
 )
 from ksmrepro.mm.mm_types import MmStruct, Task, VmAreaStruct
 

@@ -109,27 +109,13 @@ def move_page_tables(k: Kernel, mm, old: int, new: int, length: int) -> None:  #
     V._split_runs_at(k, mm, v0)
     V._split_runs_at(k, mm, v0 + n)
     pt = mm.pt
-    moved: dict[int, object] = {}
-    for v in range(v0, v0 + n):
-        e = pt.pop(v, None)
-        if e is not None:
-            moved[v] = e
-    done: set[int] = set()
-    remapped: dict[int, object] = {}
-    for v, e in moved.items():
-        if id(e) in done:
-            continue
-        if isinstance(e, PteRun):
+    moved = [(v, pt.pop(v)) for v in range(v0, v0 + n) if v in pt]
+    shifted: set[int] = set()
+    for _, e in moved:  # a run object is shared by its pages: shift it once
+        if isinstance(e, (PteRun, SwapRun)) and id(e) not in shifted:
             e.vpn += delta
-            remapped[id(e)] = e
-        elif isinstance(e, SwapRun):
-            e.vpn += delta
-            remapped[id(e)] = e
-        else:
-            remapped[id(e)] = e
-        done.add(id(e))
-    for v, e in moved.items():
-        pt[v + delta] = remapped[id(e)]
+            shifted.add(id(e))
+    pt.update((v + delta, e) for v, e in moved)
     k.tick(k.costs.zap * n)
 
 

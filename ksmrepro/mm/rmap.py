@@ -8,14 +8,19 @@ unmapped: that is the whole of Hugh Dickins' report.
 
 from __future__ import annotations
 
-from itertools import repeat
-
 from collections.abc import Callable, Iterator
+from itertools import repeat
 from typing import TYPE_CHECKING
 
-from ksmrepro.mm.const import PAGE_SHIFT, PG_dirty, ULONG_MAX, VM_LOCKED, VM_READ, VM_WRITE, VM_EXEC
+from ksmrepro.mm.const import PAGE_SHIFT, ULONG_MAX, VM_EXEC, VM_LOCKED, VM_READ, VM_WRITE, PG_dirty
 from ksmrepro.mm.mm_types import (
-    AnonVma, AnonVmaChain, Folio, PteRun, SwapRun, VmAreaStruct, folio_test_ksm,
+    AnonVma,
+    AnonVmaChain,
+    Folio,
+    PteRun,
+    SwapRun,
+    VmAreaStruct,
+    folio_test_ksm,
 )
 
 if TYPE_CHECKING:
@@ -192,7 +197,7 @@ class Rmap:
             if p.dirty:
                 f.flags |= PG_dirty
             k.swapfile.swap_duplicate(f.swap, f.nr)
-            s = SwapRun(f.swap, p.vpn, f.nr, f.content, f.stride, 0)
+            s = SwapRun(f.swap, p.vpn, f.nr, f.content, f.stride)
             mm.pt.update(zip(range(p.vpn, p.vpn + f.nr), repeat(s)))
             f.ptes.remove(p)
             f.mapcount -= 1

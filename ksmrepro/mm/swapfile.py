@@ -6,11 +6,10 @@ devices do), so a reclaimed folio is freed in the same shrink_folio_list() pass.
 
 from __future__ import annotations
 
-from itertools import repeat
-
 import bisect
-from collections import deque
 from array import array
+from collections import deque
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from ksmrepro.mm.const import PG_dirty, PG_swapcache

@@ -4,9 +4,8 @@ only when an anonymous vma is created (``mmap.py``) or moved before its first fa
 
 from __future__ import annotations
 
-from itertools import repeat
-
 import bisect
+from itertools import repeat
 from typing import TYPE_CHECKING
 
 from ksmrepro.mm.const import PAGE_SHIFT
@@ -47,7 +46,7 @@ def _split_runs_at(k: Kernel, mm: MmStruct, vpn: int) -> None:
         k.memory.split_folio_run(k, e.folio, vpn - e.vpn)
     elif isinstance(e, SwapRun) and e.vpn < vpn:
         off = vpn - e.vpn
-        upper = SwapRun(e.slot + off, vpn, e.nr - off, e.page_content(off), e.stride, 0)
+        upper = SwapRun(e.slot + off, vpn, e.nr - off, e.page_content(off), e.stride)
         e.nr = off
         mm.pt.update(zip(range(vpn, vpn + upper.nr), repeat(upper)))
 

@@ -10,8 +10,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ksmrepro.mm.const import (
-    DEF_PRIORITY, PG_active, PG_dirty, PG_lru, PG_mlocked, PG_referenced, PG_swapcache,
-    PG_workingset, SWAP_CLUSTER_MAX, VM_LOCKED,
+    DEF_PRIORITY,
+    SWAP_CLUSTER_MAX,
+    VM_LOCKED,
+    PG_active,
+    PG_dirty,
+    PG_lru,
+    PG_mlocked,
+    PG_referenced,
+    PG_swapcache,
+    PG_workingset,
 )
 from ksmrepro.mm.mm_types import LRU_ACTIVE_ANON, LRU_INACTIVE_ANON, Folio, folio_test_ksm
 from ksmrepro.mm.swap import Lruvec, lruvec_add_folio, lruvec_del_folio
@@ -137,11 +145,10 @@ class Vmscan:
                         continue
                     work.insert(0, rest)  # CUSTOM: a run that got fewer slots: the rest next
                 f = got  # type: ignore[assignment]
-            if f.mapcount:
-                if not k.rmap.try_to_unmap(f):
-                    k.vmstat["nr_unmap_fail"] += f.nr
-                    ret.append(self._activate_locked(f))
-                    continue
+            if f.mapcount and not k.rmap.try_to_unmap(f):
+                k.vmstat["nr_unmap_fail"] += f.nr
+                ret.append(self._activate_locked(f))
+                continue
             # pageout() -> swap_writepage(): synchronous device (CUSTOM), then clean
             if f.flags & PG_dirty:
                 f.flags &= ~PG_dirty

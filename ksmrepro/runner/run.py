@@ -12,8 +12,8 @@ from typing import Any
 from ksmrepro.errors import KernelBug
 from ksmrepro.mm.const import MREMAP, PAGE_SIZE, Errno, SigSegv
 from ksmrepro.mm.kernel import Kernel, OutOfMemory
-from ksmrepro.mm.mmap import calc_vm_prot_bits, do_mmap, do_munmap
 from ksmrepro.mm.madvise import sys_madvise, sys_mprotect
+from ksmrepro.mm.mmap import calc_vm_prot_bits, do_mmap, do_munmap
 from ksmrepro.mm.mremap import sys_mremap
 from ksmrepro.models import DEFAULT_MODEL, Model, resolve
 from ksmrepro.runner.results import Observation, RunResult, StepFailure, TraceEvent
