@@ -7,6 +7,7 @@ no-colour Console).  After an intended change to a report, regenerate them with
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -18,6 +19,7 @@ from rich.console import Console
 
 from ksmrepro.report import RunRecord
 from ksmrepro.report.console import make_console, print_report
+ROOT = Path(__file__).resolve().parent.parent
 from ksmrepro.report.json import json_document, json_text
 from ksmrepro.report.junit import junit_text
 from ksmrepro.report.tap import tap_text
@@ -318,3 +320,24 @@ def test_tap_golden():
     assert todo == ("not ok 3 demo.yaml::mm-2026-04 # TODO known failure: "
                     "the v3 range patch misses the mremap-moved vma  of course")
     check_golden("tap.txt", text)
+
+
+def test_kernel_dump_renders_maps_with_pgoff_and_the_moved_folio_index():
+    """Issue 2's must-show: a dump after Hugh's mremap shows [base, base+P) pgoff b and
+    [base+2P, base+3P) pgoff b+1, and the moved folio's index b+1."""
+    from ksmrepro.report.text import dump_lines
+    from ksmrepro.runner import run_scenario
+    from ksmrepro.scenario import load_scenario
+    from ksmrepro.scenario.steps import Dump
+
+    sc = load_scenario(ROOT / "scenarios" / "hugh.yaml")
+    steps = list(sc.steps[:7]) + [Dump(index=7, line=0)]
+    sc = dataclasses.replace(sc, steps=tuple(steps))
+    res = run_scenario(sc, "v7.0-rc6+ksm-pte-mkold")
+    text = "\n".join(dump_lines(res.dumps[0]))
+    base = int(res.dumps[0]["maps"][0]["vm_start"], 16)
+    b = base >> 12
+    assert f"{base:x}-{base + 4096:x} pgoff {b:#x}" in text
+    assert f"{base + 8192:x}-{base + 12288:x} pgoff {b + 1:#x}" in text
+    assert f"{base + 8192:#x}: present y   pfn" in text
+    assert f"index {b + 1:#x} (linear_page_index {b + 1:#x}) mapping anon_vma#1" in text

@@ -162,6 +162,15 @@ def _mapping_renderable(mapping: dict[str, Any]) -> RenderableType:
 
 def dump_renderable(dump: dict[str, Any]) -> RenderableType:
     """A ``dump`` step's state, rendered generically: ``key: value``, lists of dicts as tables."""
+    from ksmrepro.report.text import dump_lines
+
+    try:  # the simulated kernel's dump; anything else is rendered generically below
+        first, *rest_lines = dump_lines(dump)
+    except (KeyError, TypeError, AttributeError):
+        pass
+    else:
+        return Group(Text(first, style="bold"), *[Text(x, no_wrap=True, overflow="fold")
+                                                  for x in rest_lines])
     title = f"dump after step {dump.get('step', '?')}"
     if "proc" in dump:
         title += f" ({dump['proc']})"

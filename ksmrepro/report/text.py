@@ -224,3 +224,60 @@ def run_ids(results: Iterable[RunResult]) -> list[str]:
         name = os.path.basename(r.file)
         out.append(f"{name if len(files_by_name[name]) == 1 else r.file}::{r.model}")
     return out
+
+
+def dump_lines(dump: dict[str, Any]) -> list[str]:
+    """A ``dump`` step's state as text a kernel developer reads: ``/proc/PID/maps`` lines
+    with vm_pgoff and the anon_vma chain, one line per mapped page, then KSM's trees."""
+    out = [f"dump after step {dump.get('step', '?')} ({dump.get('proc', '?')}, "
+           f"pid {dump.get('pid', '?')}, t={dump.get('time_ns', 0) / 1e6:.3f} ms)"]
+    maps = dump.get("maps")
+    if maps is not None:
+        out.append("  maps (vm_start-vm_end vm_pgoff vm_flags anon_vma avc ranges):")
+        for m in maps:
+            out.append(f"    {m['vm_start'][2:]}-{m['vm_end'][2:]} pgoff {m['vm_pgoff']} "
+                       f"[{m['vm_flags']}] {m['anon_vma'] or '-'} "
+                       f"avc {' '.join(m['avc']) or '-'}")
+    pages = dump.get("pages")
+    if pages is not None:
+        out.append("  pages (addr: pte, folio):")
+        for p in pages:
+            if p["pte"] == "present":
+                out.append(
+                    f"    {p['addr']}: present {p['pte_bits']:<3} pfn {p['pfn']} index "
+                    f"{p['index']} (linear_page_index {p['linear_page_index']}) "
+                    f"{'KSM ' if p['ksm'] else ''}mapping {p['mapping']} mapcount "
+                    f"{p['mapcount']} [{p['flags']}] {p['lru']} | {p['content']}")
+            elif p["pte"] == "swap":
+                out.append(f"    {p['addr']}: swap slot {p['slot']}"
+                           f"{' (folio in swap cache)' if p.get('swapcache') else ''}")
+            else:
+                out.append(f"    {p['addr']}: {p['pte']}")
+    ksm = dump.get("ksm")
+    if ksm is not None:
+        s = ksm.get("scan", {})
+        out.append(f"  ksm: full_scans {s.get('seqnr')}, cursor at {s.get('mm')} "
+                   f"{s.get('address')}")
+
+        def node(n: dict[str, Any], indent: str) -> None:
+            if "chain" in n:
+                out.append(f"{indent}stable_node#{n['node']} (chain)")
+                for d in n["chain"]:
+                    node(d, indent + "  ")
+                return
+            items = ", ".join(
+                f"{i['mm']}:{i['address']}" + (f" lpi {i['linear_page_index']}"
+                                               if i.get("linear_page_index") else "")
+                for i in n["hlist"])
+            out.append(f"{indent}stable_node#{n['node']} kpfn {n['kpfn']}"
+                       f"{' STALE' if n['stale'] else ''} rmap_hlist_len "
+                       f"{n['rmap_hlist_len']} hlist [{items}]")
+
+        for n in ksm.get("stable_tree", []):
+            node(n, "    ")
+        for u in ksm.get("unstable_tree", []):
+            out.append(f"    unstable: {u['mm']}:{u['address']}")
+        for slot in ksm.get("mm_slots", []):
+            items = " ".join(f"{i['address']}({i['state']})" for i in slot["rmap_items"])
+            out.append(f"    mm_slot {slot['mm']}: {items or '(no rmap_items)'}")
+    return out
