@@ -301,7 +301,9 @@ class _Evaluator:
         value = None if skip else _value(result, self.observe)
         return PointOutcome(self.walk.points[i], value, skip, result, same_as, unread)
 
-    def ensure(self, indices: Iterable[int]) -> None:
+    def ensure(self, indices: Iterable[int], fill: int = 0) -> None:
+        """Evaluate ``indices``; with ``fill``, run other points too until ``fill`` runs are
+        in this round (workers that would otherwise idle: every point is checked anyway)."""
         todo: list[int] = []
         for i in sorted(set(indices)):
             if i in self.done:
@@ -321,6 +323,17 @@ class _Evaluator:
             if key not in firsts:
                 firsts[key] = i
                 run.append(i)
+        n = len(self.walk.points)
+        for i in sorted(range(n), key=lambda i: (abs(2 * i - (n - 1)), i)):  # middle first
+            if len(run) >= fill:
+                break
+            m = self.walk.points[i].model
+            if i in self.done or i in todo or (m.switches, m.knobs) in firsts \
+                    or self._same_as(i) is not None:
+                continue
+            firsts[(m.switches, m.knobs)] = i
+            run.append(i)
+            todo.append(i)
         runs = self.pool.map(_run_point, [(self.scenario, self.walk.points[i].model)
                                           for i in run])
         self.runs += len(run)
@@ -357,11 +370,11 @@ def bisect(scenario: Scenario, walk: Walk, *, observe: int | None = None,
     from ksmrepro.analysis.parallel import Workers, auto_workers
 
     n = len(walk.points) - 1
-    nworkers = auto_workers(2) if workers is None else max(1, workers)
+    nworkers = auto_workers(len(walk.points)) if workers is None else max(1, workers)
     probes: list[int] = []
     with Workers(nworkers) as pool:
         ev = _Evaluator(scenario, walk, observe, pool)
-        ev.ensure([0, n])
+        ev.ensure([0, n], fill=nworkers)
         binary_first = None
         if not ev.skipped(0) and not ev.skipped(n) and ev.value(0) != ev.value(n):
             lo, hi = 0, n
@@ -371,7 +384,7 @@ def bisect(scenario: Scenario, walk: Walk, *, observe: int | None = None,
                     break
                 round_ = _probes(inner, nworkers)
                 probes += round_
-                ev.ensure(round_)
+                ev.ensure(round_, fill=nworkers)
                 for p in range(lo + 1, hi):
                     if p in ev.done and not ev.skipped(p):
                         if ev.value(p) == ev.value(0):

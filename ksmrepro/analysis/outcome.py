@@ -13,7 +13,11 @@ if TYPE_CHECKING:
     from ksmrepro.runner.results import Observation, RunResult
     from ksmrepro.scenario.steps import Scenario
 
-__all__ = ["cannot_run", "find_step", "observation_at", "raw_ok"]
+__all__ = ["UNSUPPORTED_PHRASES", "cannot_run", "find_step", "observation_at", "raw_ok"]
+
+#: what the simulated kernel's errno messages say when a step needs something the model
+#: lacks (ksmrepro.mm raises a plain Errno; these phrases are how it says "unsupported")
+UNSUPPORTED_PHRASES = ("not modelled", "not known to this kernel")
 
 
 def raw_ok(result: RunResult) -> bool:
@@ -29,8 +33,10 @@ def cannot_run(result: RunResult, scenario: Scenario | None = None) -> str | Non
     - the step failed with ``ENOSYS`` (the call does not exist there, or ksmrepro does not
       model it, e.g. memory cgroups);
     - a ``sysfs`` step failed with ``ENOENT`` (that kernel has no such knob file);
-    - the step was refused with a message saying the feature "is not modelled" (shmem, the
-      multi-gen LRU: ksmrepro refuses rather than answer wrongly).
+    - the step was refused because that kernel does not know the call (``prctl`` of an
+      option newer than the kernel: "not known to this kernel"), or because ksmrepro does
+      not model the feature ("not modelled": shmem, the multi-gen LRU; ksmrepro refuses
+      rather than answer wrongly).
 
     A step that *asked* for that errno (``errno: ENOSYS``) is an outcome, not a reason.
     """
@@ -45,7 +51,7 @@ def cannot_run(result: RunResult, scenario: Scenario | None = None) -> str | Non
         what += f" — {err.message}"
     if err.errno == "ENOSYS" or (err.errno == "ENOENT" and op == "sysfs"):
         return what
-    if "not modelled" in err.message:
+    if any(phrase in err.message for phrase in UNSUPPORTED_PHRASES):
         return what
     return None
 
