@@ -370,7 +370,8 @@ def bisect(scenario: Scenario, walk: Walk, *, observe: int | None = None,
     from ksmrepro.analysis.parallel import Workers, auto_workers
 
     n = len(walk.points) - 1
-    nworkers = auto_workers(len(walk.points)) if workers is None else max(1, workers)
+    nworkers = auto_workers(len(walk.points), share=False) if workers is None \
+        else max(1, workers)
     probes: list[int] = []
     with Workers(nworkers) as pool:
         ev = _Evaluator(scenario, walk, observe, pool)

@@ -40,16 +40,24 @@ def _fork_context() -> BaseContext | None:
     return multiprocessing.get_context("fork")
 
 
-def auto_workers(n_items: int) -> int:
-    """Workers for ``n_items`` runs when the command line does not say: one per usable CPU,
-    at most one per run, and 1 (no worker processes) for a single run, a single CPU, or a
-    platform without ``fork`` (spawned workers would re-import everything, which costs more
-    than a short run).  ``KSMREPRO_JOBS=N`` overrides the CPU count."""
+def auto_workers(n_items: int, *, share: bool = True) -> int:
+    """Workers for ``n_items`` runs when the command line does not say.
+
+    1 (no worker processes) for a single run, a single CPU, or a platform without ``fork``
+    (spawned workers would re-import everything, which costs more than a short run).
+    Otherwise one worker per run when there are at most twice as many runs as CPUs, else
+    one per CPU.  Runs of one scenario take about as long as each other, so three runs on two
+    CPUs finish in 1.5 run-times when all three share the CPUs, but in 2 when two run first
+    and the third after them; a run needs ~50 MB.  ``KSMREPRO_JOBS=N`` overrides the CPU
+    count (``KSMREPRO_JOBS=1``: never fork).
+
+    :param share: allow more workers than CPUs as above (False: at most one per CPU, for
+        callers that run in rounds and learn from each, like bisect)"""
     env = os.environ.get(JOBS_ENV, "").strip()
     cpus = int(env) if env.isdigit() and int(env) > 0 else usable_cpus()
     if n_items <= 1 or cpus <= 1 or _fork_context() is None:
         return 1
-    return min(n_items, cpus)
+    return n_items if share and n_items <= 2 * cpus else min(n_items, cpus)
 
 
 def _init_worker(state: tuple[object, ...]) -> None:

@@ -50,9 +50,13 @@ def _header(name: str) -> Text:
     return Text("\n".join([first, *("+" + r for r in rest)]), style="bold cyan")
 
 
-def _table(**kw: Any) -> Table:
+class _WideTable(Table):
+    """A table whose every column must show in full (:func:`print_wide` makes room)."""
+
+
+def _table(*, wide: bool = False, **kw: Any) -> Table:
     kw.setdefault("box", box.SIMPLE_HEAD)
-    return Table(show_edge=False, pad_edge=False, **kw)
+    return (_WideTable if wide else Table)(show_edge=False, pad_edge=False, **kw)
 
 
 def _step_title(step: int, op: str | None, label: str | None) -> str:
@@ -70,7 +74,7 @@ def comparison_renderable(cmp: Comparison) -> RenderableType:
     head = Text()
     head.append(cmp.scenario, style="bold")
     head.append(f"  {cmp.file}  on {len(cmp.models)} models")
-    table = _table(collapse_padding=True)
+    table = _table(wide=True, collapse_padding=True)
     table.add_column("", no_wrap=True)  # the first-divergence marker
     table.add_column("step", justify="right", no_wrap=True)
     table.add_column("op", no_wrap=True)
@@ -239,12 +243,13 @@ def bisection_renderable(b: Bisection) -> RenderableType:
         judged = Text(f"outcome: the values {title} reads")
     first = b.first
     later = {c.after for c in b.changes[1:]}
-    table = _table()
+    table = _table(wide=True)
     table.add_column("", no_wrap=True)
     table.add_column("point", justify="right", no_wrap=True)
     table.add_column("patch applied", no_wrap=True)
     table.add_column("outcome", no_wrap=True)
     table.add_column("note", no_wrap=True)
+    notes: list[Text] = []
     for o in b.outcomes:
         i = o.point.index
         mark = ">>" if first is not None and i == first.after else ("> " if i in later else "")
@@ -253,13 +258,19 @@ def bisection_renderable(b: Bisection) -> RenderableType:
         style = "bold red" if value in ("FAIL", "skip") else ("green" if value == "pass" else "")
         note = ""
         if o.skip is not None:
-            note = f"cannot run: {o.skip}"
+            note = "cannot run (below)"
+            notes.append(Text(f"point {i} cannot run: {o.skip}", style="dim"))
         elif o.same_as is not None:
-            unread = ", ".join(o.unread)
-            note = f"= point {o.same_as}" + (f" ({unread} never read)" if unread else "")
+            note = f"not run: = point {o.same_as}"
+            why = (f"it changes only {', '.join(o.unread)}, which the run of point "
+                   f"{o.same_as} never read" if o.unread else
+                   f"its switches are point {o.same_as}'s")
+            notes.append(Text(f"point {i} not run: {why}, so its run would be the same",
+                              style="dim"))
         table.add_row(Text(mark, style=DIVERGE), Text(str(i)), Text(name),
                       Text(value, style=style), Text(note, style="dim"))
-    parts: list[RenderableType] = [head, _indent(what), _indent(judged), _indent(table)]
+    parts: list[RenderableType] = [head, _indent(what), _indent(judged), _indent(table),
+                                   *(_indent(n) for n in notes)]
     if first is None:
         tested = [o for o in b.outcomes if o.skip is None]
         if len(tested) < 2:
@@ -310,7 +321,7 @@ def _change_renderables(b: Bisection, c: Change, *, primary: bool) -> list[Rende
         rows = [r for r in rows if r[0] == b.observe] or rows
     if rows:
         step, label = rows[0][0], rows[0][1]
-        obs = _table()
+        obs = _table(wide=True)
         obs.add_column("counter", no_wrap=True)
         obs.add_column("expected", justify="right", no_wrap=True)
         obs.add_column(f"point {c.before}", justify="right", no_wrap=True)
@@ -422,7 +433,9 @@ def print_wide(console: Console, renderable: RenderableType) -> None:
     is more: an ellipsised model name or counter would hide what the table is for."""
     from rich.measure import Measurement
 
-    need = Measurement.get(console, console.options.update_width(200), renderable).minimum
+    options = console.options.update_width(1000)
+    need = max((Measurement.get(console, options, t).maximum + indent
+                for t, indent in _tables(renderable, 0)), default=0)
     if need <= console.width:
         console.print(renderable)
         return
@@ -432,3 +445,13 @@ def print_wide(console: Console, renderable: RenderableType) -> None:
         console.print(renderable)
     finally:
         console.width = width
+
+
+def _tables(r: Any, indent: int) -> list[tuple[Table, int]]:
+    if isinstance(r, _WideTable):
+        return [(r, indent)]
+    if isinstance(r, Group):
+        return [t for child in r.renderables for t in _tables(child, indent)]
+    if isinstance(r, Padding):
+        return _tables(r.renderable, indent + r.left)
+    return []
