@@ -101,7 +101,8 @@ def test_hugh_bisect_names_the_address_range_patch(monkeypatch):
     out = res.stdout
     assert "first bad patch: ksm-rmap-walk-address-range (point 2; pass -> FAIL)" in out
     assert ADDRESS_RANGE_TITLE in out
-    assert "xu xin, [PATCH v3 2/2]" in out and "mremap" in out  # reference, explanation
+    assert "xu xin, [PATCH v3 2/2]" in out
+    assert "mremap" in out
     assert "step 12 (expect), before and after:" in out
     before_after = [line.split() for line in out.splitlines()
                     if line.split()[:1] == ["pages_shared"]]
@@ -115,7 +116,9 @@ def test_hugh_bisect_names_the_address_range_patch(monkeypatch):
 def test_no_flip_without_pte_mkold(mini):
     b = bisect(mini, series_walk("ksm-rmap-walk"), workers=1)
     assert values(b) == ["fail"] * 5
-    assert b.changes == () and b.first is None and b.binary_first is None
+    assert b.changes == ()
+    assert b.first is None
+    assert b.binary_first is None
 
 
 def test_no_flip_command_says_so(here):
@@ -132,7 +135,8 @@ def test_flips_twice_reports_the_first_and_says_it_flips_again(mini):
     assert b.first.after == 2
     assert b.binary_first is None  # the ends agree: only checking every point finds it
     # point 1 changes only a switch no run reads: not run, provably the same as point 0
-    assert b.outcomes[1].same_as == 0 and b.outcomes[1].unread == ("ksm_rmap_addr_once",)
+    assert b.outcomes[1].same_as == 0
+    assert b.outcomes[1].unread == ("ksm_rmap_addr_once",)
     assert b.runs == 4
 
 
@@ -142,7 +146,9 @@ def test_single_flip_found_by_the_binary_search(mini, monkeypatch):
                                    "ksm-rmap-walk-address-range")))
     b = bisect(mini, series_walk("late-range", ["ksm-pte-mkold"]), workers=1)
     assert values(b) == ["pass", "pass", "pass", "fail"]
-    assert b.binary_first == 3 and b.first.after == 3 and len(b.changes) == 1
+    assert b.binary_first == 3
+    assert b.first.after == 3
+    assert len(b.changes) == 1
     assert b.probes  # the ends differ: the binary search looked in between
 
 
@@ -160,7 +166,8 @@ def test_flips_thrice_binary_search_would_miss_the_first(here):
     load_model_file("flips.yaml")
     b = bisect(collect.load("mini.yaml"), series_walk("flip-thrice", ["ksm-pte-mkold"]),
                workers=1)
-    assert b.binary_first == 3 and b.first.after == 1  # the binary search alone says 3
+    assert b.binary_first == 3
+    assert b.first.after == 1
 
 
 def test_parallel_bisect_equals_serial(mini):

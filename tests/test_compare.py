@@ -64,11 +64,14 @@ def test_first_divergence_shows_each_side_and_own_lines():
 def test_a_trace_that_ends_early():
     a = [ev("x", "1"), ev("y", "2")]
     td = first_divergence(["A", "B"], [a, a[:1]])
-    assert td is not None and td.index == 1
+    assert td is not None
+    assert td.index == 1
     assert td.sides[1].event is None
     assert td.sides[0].event == a[1]
     td = first_divergence(["A", "B"], [[ev("x", "1")], [ev("x", "2")]])
-    assert td is not None and td.index == 0 and td.common is None
+    assert td is not None
+    assert td.index == 0
+    assert td.common is None
 
 
 # --- lining observations up ----------------------------------------------------------------
@@ -117,7 +120,8 @@ def test_same_runs_are_the_same():
     a = RunResult("s", "s.yaml", "A", "passed", [obs(1, {"pages_shared": 0})])
     b = RunResult("s", "s.yaml", "B", "passed", [obs(1, {"pages_shared": 0})])
     cmp = compare_results([a, b])
-    assert cmp.same and cmp.first_divergent_step is None
+    assert cmp.same
+    assert cmp.first_divergent_step is None
 
 
 # --- on the simulated kernel ---------------------------------------------------------------
@@ -132,7 +136,8 @@ def test_hugh_mechanism_on_two_models(mini):
     assert td is not None
     assert [s.event.event for s in td.sides if s.event] == ["rmap_walk_ksm", "rmap_walk_ksm"]
     good, bad = td.sides
-    assert good.models == (GOOD,) and bad.models == (BAD,)
+    assert good.models == (GOOD,)
+    assert bad.models == (BAD,)
     bad_own = [bad.event.text.split("\n")[i] for i in bad.own_lines]
     assert any("MISSED vma" in line for line in bad_own)
     assert any("pgoff range [0x" in line for line in bad_own)
@@ -167,13 +172,19 @@ def test_compare_command_table_and_trace(here):
     res = invoke("compare", "mini.yaml", "-m", GOOD, "-m", BAD, "--trace", "-j", "1")
     assert res.exit_code == 1, res.output  # they differ
     out = res.stdout
-    assert "v7.0-rc6" in out and "mm-2026-04" in out and "+ksm-pte-mkold" in out
+    assert "v7.0-rc6" in out
+    assert "mm-2026-04" in out
+    assert "+ksm-pte-mkold" in out
     marked = [line for line in out.splitlines() if line.lstrip().startswith(">>")]
-    assert len(marked) == 1 and "12" in marked[0] and "swapped" in marked[0]
+    assert len(marked) == 1
+    assert "12" in marked[0]
+    assert "swapped" in marked[0]
     assert marked[0].split()[-2:] == ["0", "1"]  # pages_shared: 0 vs 1
     assert "first divergence: step 12" in out
     assert "traces part at event" in out
-    assert "rmap_walk_ksm" in out and "MISSED vma" in out and "pgoff range [0x" in out
+    assert "rmap_walk_ksm" in out
+    assert "MISSED vma" in out
+    assert "pgoff range [0x" in out
     assert "known failure" not in out  # mini-hugh declares none: raw FAILED
     assert "FAILED" in out
 
@@ -192,7 +203,8 @@ def test_compare_needs_two_models_and_known_names(here):
     res = invoke("compare", "mini.yaml", "-m", GOOD, "-m", "mm-2026-05")
     assert res.exit_code == 2
     assert "--model mm-2026-05: unknown model 'mm-2026-05'" in res.stderr
-    assert "mm-2026-04" in res.stderr and "v6.1" in res.stderr
+    assert "mm-2026-04" in res.stderr
+    assert "v6.1" in res.stderr
 
 
 def test_compare_a_user_model(here):

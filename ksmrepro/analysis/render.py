@@ -185,7 +185,8 @@ def _value_text(b: Bisection, o: PointOutcome) -> str:
         return "pass" if o.value == "pass" else "FAIL"
     if o.value is None:
         return "(not reached)"
-    return " ".join(f"{k}={v}" for k, v in o.value)  # type: ignore[union-attr]
+    pairs: tuple[tuple[str, int], ...] = o.value  # type: ignore[assignment]
+    return " ".join(f"{k}={v}" for k, v in pairs)
 
 
 def _change_words(b: Bisection, c: Change) -> tuple[str, str]:
@@ -398,8 +399,8 @@ def registry_renderable() -> RenderableType:
         steps.add_column(overflow="fold")
         steps.add_row(Text("0"), Text(s.base), Text("(start)", style="dim"))
         for i, pn in enumerate(s.patches, start=1):
-            p = registry.PATCHES.get(pn)
-            steps.add_row(Text(str(i)), Text(pn), Text(p.title if p else "?"))
+            sp = registry.PATCHES.get(pn)
+            steps.add_row(Text(str(i)), Text(pn), Text(sp.title if sp else "?"))
         parts.append(_indent(steps, 4))
     parts.append(Text(""))
     parts.append(Text(f"a model is BASE[+PATCH...] or NAMED[+PATCH...], e.g. "

@@ -49,11 +49,12 @@ def command(ctx: click.Context, path: str, series: str | None, good: str | None,
             raise KsmreproError(f"--observe {observe}: {exc}") from None
     if series is not None:
         walk = series_walk(series, with_patches)
-    else:
-        assert good is not None and bad is not None
+    elif good is not None and bad is not None:
         resolve_option("--good", good)
         resolve_option("--bad", bad)
         walk = range_walk(good, bad, with_patches)
+    else:  # pragma: no cover - excluded by the usage check above
+        raise click.UsageError("give --series NAME, or --good MODEL and --bad MODEL")
     workers = usable_cpus() if jobs == 0 else jobs
     result = bisect(scenario, walk, observe=step, workers=workers)
     print_wide(make_console(), bisection_renderable(result))

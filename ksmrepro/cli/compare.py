@@ -57,8 +57,7 @@ def command(ctx: click.Context, path: str, models: tuple[str, ...], trace: bool,
     observation highlighted.  Exit 0 when every observation and outcome is the same on
     every model, 1 when they differ, 2 on an invalid scenario or model."""
     from ksmrepro.analysis.compare import compare
-    from ksmrepro.analysis.render import comparison_renderable, print_wide, \
-        trace_divergence_lines
+    from ksmrepro.analysis.render import comparison_renderable, print_wide, trace_divergence_lines
     from ksmrepro.report.console import make_console
 
     scenario = load_one(ctx, path, models_files)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 __all__ = ["command"]
 
 
-def _describe(name: str) -> object:
+def _describe(name: str) -> RenderableType:
     # one name: a series, a patch, or a model (a base, named model or expression)
     from ksmrepro.analysis.render import model_renderable, patch_renderable
     from ksmrepro.errors import ModelError
@@ -20,7 +24,7 @@ def _describe(name: str) -> object:
         from rich.text import Text
 
         s = registry.SERIES[name]
-        parts = [Text(f"series {s.name} on {s.base}" + (f": {s.summary}" if s.summary else ""),
+        parts: list[RenderableType] = [Text(f"series {s.name} on {s.base}" + (f": {s.summary}" if s.summary else ""),
                       style="bold")]
         for i, pn in enumerate(s.patches, start=1):
             parts.append(Text(f"  {i}. {pn}", style="bold cyan"))

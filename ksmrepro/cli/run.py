@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import click
-
 from typing import TYPE_CHECKING
+
+import click
 
 from ksmrepro.cli._app import Outputs, exit_status, load_all, print_error, print_kernel_bugs
 

@@ -171,8 +171,9 @@ def get_series(name: str) -> Series:
 def source_of(kind: str, name: str) -> str | None:
     """The model file that defined ``name`` (kind: model, patch, series); None if built in."""
     for mf in _USER_FILES.values():
-        defs = {"model": mf.models, "patch": mf.patches, "series": mf.series}[kind]
-        if any(d.name == name for d in defs):
+        names = {"model": [m.name for m in mf.models], "patch": [p.name for p in mf.patches],
+                 "series": [s.name for s in mf.series]}[kind]
+        if name in names:
             return mf.path
     return None
 
@@ -328,9 +329,12 @@ def _check(mf: ModelFile) -> None:
 
 def _uninstall(mf: ModelFile) -> None:
     _USER_FILES.pop(mf.path, None)
-    for table, defs in ((PATCHES, mf.patches), (NAMED, mf.models), (SERIES, mf.series)):
-        for d in defs:
-            table.pop(d.name, None)  # type: ignore[attr-defined]
+    for p in mf.patches:
+        PATCHES.pop(p.name, None)
+    for m in mf.models:
+        NAMED.pop(m.name, None)
+    for s in mf.series:
+        SERIES.pop(s.name, None)
 
 
 def reset_user_models() -> None:

@@ -246,9 +246,9 @@ class _Reader:
                 return v
             self.fail(node, f"{ctx}expected an integer >= 0, found {self.describe(node)}")
         if v in allowed and not isinstance(v, bool) and isinstance(v, type(allowed[0])):
-            return v  # type: ignore[no-any-return]
-        self.fail(node, f"{ctx}expected one of {', '.join(map(str, allowed))}, "
-                        f"found {self.describe(node)}")
+            return v
+        return self.fail(node, f"{ctx}expected one of {', '.join(map(str, allowed))}, "
+                               f"found {self.describe(node)}")
 
     def patches(self, node: Node) -> tuple[Patch, ...]:
         switches = _switch_values()
@@ -294,8 +294,8 @@ class _Reader:
             self.fail(node, f"{ctx}expected an integer > 0, found {self.describe(node)}")
         if isinstance(v, str) and v in known:
             return v
-        self.fail(node, f"{ctx}expected one of {', '.join(sorted(map(str, known)))}, "
-                        f"found {self.describe(node)}")
+        return self.fail(node, f"{ctx}expected one of {', '.join(sorted(map(str, known)))}, "
+                               f"found {self.describe(node)}")
 
     def series(self, node: Node) -> tuple[registry.Series, ...]:
         out = []

@@ -30,7 +30,10 @@ def test_every_patch_module_is_registered():
 def test_patch_metadata(name):
     p = registry.PATCHES[name]
     assert p.name == name
-    assert p.title and p.reference and p.function and p.explanation
+    assert p.title
+    assert p.reference
+    assert p.function
+    assert p.explanation
     assert not (p.sets and p.parts)  # a group sets nothing itself
     for switch in p.sets:
         assert hasattr(Switches(), switch), f"{name} sets unknown switch {switch}"

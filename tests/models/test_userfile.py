@@ -66,8 +66,10 @@ def test_a_model_file_defines_models_patches_series():
 def test_reset_removes_only_user_definitions():
     registry.install_model_file(load(MY_TREE))
     registry.reset_user_models()
-    assert "my-tree" not in registry.NAMED and "my-revert" not in registry.PATCHES
-    assert "mm-2026-04" in registry.NAMED and "ksm-rmap-walk" in registry.SERIES
+    assert "my-tree" not in registry.NAMED
+    assert "my-revert" not in registry.PATCHES
+    assert "mm-2026-04" in registry.NAMED
+    assert "ksm-rmap-walk" in registry.SERIES
 
 
 def test_installing_the_same_file_twice_is_a_no_op():
@@ -194,14 +196,16 @@ def test_run_with_models_file_elsewhere(tree, tmp_path):
     assert "unknown model 'far'" in res.stderr
     res = runner.invoke(cli, ["run", "k.yaml", "-m", "far", "--models-file", str(other)])
     assert res.exit_code == 0, res.output
-    assert "sleep_millisecs" in res.stdout and " 7 " in res.stdout
+    assert "sleep_millisecs" in res.stdout
+    assert " 7 " in res.stdout
 
 
 def test_run_unknown_model_exits_2_with_known_names(tree):
     res = CliRunner().invoke(cli, ["run", "scenarios/mini-hugh.yaml", "-m", "my-tre"])
     assert res.exit_code == 2
     assert "unknown model 'my-tre'; did you mean 'my-tree'?" in res.stderr
-    assert "v6.1, v7.0-rc6" in res.stderr and "mm-2026-04" in res.stderr
+    assert "v6.1, v7.0-rc6" in res.stderr
+    assert "mm-2026-04" in res.stderr
 
 
 def test_models_command_lists_everything(tree):
@@ -230,7 +234,8 @@ def test_models_command_shows_one_model_and_rejects_unknown(tree):
     res = runner.invoke(cli, ["models", "nope"])
     assert res.exit_code == 2
     assert "'nope' is not a model, patch or series" in res.stderr
-    assert "ksm-pte-mkold" in res.stderr and "ksm-rmap-walk" in res.stderr
+    assert "ksm-pte-mkold" in res.stderr
+    assert "ksm-rmap-walk" in res.stderr
 
 
 def test_the_example_model_file_is_valid():
