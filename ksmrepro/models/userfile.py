@@ -364,25 +364,28 @@ def is_model_file(path: str | os.PathLike[str]) -> bool:
 
 
 def model_files_near(scenario_path: str | os.PathLike[str]) -> list[str]:
-    """Model files that belong to a scenario: ``models/*.yaml`` declaring ``kind: models`` in
-    the scenario's directory and in each directory above it up to (and including) the nearest
-    one named ``scenarios`` (no further than a ``.git`` checkout's top or the file system
-    root).  Nearest directory first, sorted by name within one; paths as the scenario's
-    (relative paths stay relative)."""
-    out: list[str] = []
+    """Model files that belong to a scenario: the ``*.yaml``/``*.yml`` files declaring
+    ``kind: models`` in ``models/`` next to the scenario, then in ``models/`` of the nearest
+    directory above it named ``scenarios`` (``scenarios/models/`` serves every scenario under
+    ``scenarios/``).  Sorted by name within a directory; paths relative when the scenario's
+    is."""
     start = os.path.dirname(os.fspath(scenario_path)) or "."
-    d = Path(start)
-    absolute = Path(os.path.abspath(start))
+    dirs = [start]
+    d, absolute = start, Path(os.path.abspath(start))
     while True:
-        models_dir = d / "models"
+        if absolute.name == "scenarios":
+            if d != start:
+                dirs.append(d)
+            break
+        if absolute.parent == absolute:
+            break
+        d, absolute = os.path.join(d, ".."), absolute.parent
+    out: list[str] = []
+    for d in dirs:
+        models_dir = Path(d) / "models"
         if models_dir.is_dir():
             out += [os.path.normpath(f) for f in sorted(models_dir.iterdir()) if is_model_file(f)]
-        if absolute.name == "scenarios" or (absolute / ".git").exists() \
-                or absolute.parent == absolute:
-            return out
-        d, absolute = d / "..", absolute.parent
-
-
+    return out
 
 
 def ensure_model_files_near(scenario_path: str | os.PathLike[str]) -> list[str]:
@@ -391,6 +394,8 @@ def ensure_model_files_near(scenario_path: str | os.PathLike[str]) -> list[str]:
     Unlike :func:`use_model_files`, this keeps what is installed: ``collect.plan`` calls it
     for every scenario it plans, after the command line's ``--models-file`` were installed.
     """
+    if not os.path.isfile(scenario_path):
+        return []  # a scenario built in memory ("<memory>") has no directory
     installed = {os.path.realpath(mf.path): mf.path for mf in registry.user_state()}
     files = model_files_near(scenario_path)
     for f in files:

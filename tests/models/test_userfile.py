@@ -167,8 +167,13 @@ def tree(tmp_path, monkeypatch, mini_hugh):
 
 
 def test_model_files_next_to_scenarios(tree):
+    (tree / "models").mkdir()  # above scenarios/: not a scenario's
+    (tree / "models" / "outer.yaml").write_text("kind: models\nmodels: {o: {base: v6.1}}\n")
+    (tree / "scenarios" / "sub" / "models").mkdir()
+    (tree / "scenarios" / "sub" / "models" / "sub.yml").write_text(
+        "kind: models\nmodels: {s: {base: v6.1}}\n")
     assert userfile.model_files_near("scenarios/sub/knobs.yaml") == [
-        "scenarios/models/my-tree.yaml"]
+        "scenarios/sub/models/sub.yml", "scenarios/models/my-tree.yaml"]
     assert userfile.model_files_near("scenarios/mini-hugh.yaml") == [
         "scenarios/models/my-tree.yaml"]
     jobs = collect.plan([collect.load("scenarios/sub/knobs.yaml")], ())
