@@ -74,8 +74,8 @@ def _record(job: Job, done: _Done) -> RunRecord:
 
 def execute(jobs: Sequence[Job], workers: int | None = None) -> list[RunRecord]:
     """Run ``jobs``; ``workers`` > 1 runs them in that many processes (0: one per CPU;
-    None: automatic, one per CPU when there are several jobs and CPUs, see
-    ``analysis.parallel.auto_workers``).
+    None: automatic, worker processes when there are several jobs and CPUs, as
+    ``analysis.parallel.auto_workers`` decides).
 
     :raises KsmreproError: the first error (in job order) that is not a KernelBug
     """

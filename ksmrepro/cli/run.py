@@ -28,8 +28,9 @@ __all__ = ["command"]
 @click.option("--tag", "tags", multiple=True, metavar="TAG",
               help="Only scenarios with this tag; repeatable (any of them).")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=None, metavar="N",
-              help="Run scenario × model pairs in N processes (0: one per CPU; default: one "
-                   "per CPU when several pairs run, 1 = serial).  Reports are identical.")
+              help="Run scenario × model pairs in N processes (0: one per CPU, 1: serially; "
+                   "default: in parallel when several pairs run and there are CPUs).  "
+                   "Reports are identical.")
 @click.option("--models-file", "models_files", multiple=True, metavar="PATH",
               help="A model file (kind: models) defining models, patches, series; "
                    "repeatable.  Files in scenarios/models/ are found by themselves.")
