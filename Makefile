@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint check clean test-real
+.PHONY: run test bench lint clean test-real
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ test: $(STAMP)
 ## make bench: performance figures (not a test; prints numbers against the targets)
 bench: $(STAMP)
 	$(BIN)/python -m ksmrepro.bench
+
+## make test-real: boot a real kernel under QEMU (opt-in; KSMREPRO_KERNEL=/path/to/vmlinuz)
+test-real: $(STAMP)
+	$(BIN)/python -m pytest -q -m realkernel tests/realkernel
+
+## make lint: ruff over the package (ruff is installed on demand)
+lint: $(STAMP)
+	$(BIN)/pip install --quiet ruff
+	$(BIN)/ruff check ksmrepro
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

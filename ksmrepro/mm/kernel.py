@@ -217,10 +217,12 @@ class Kernel:
         if self.kswapd_pending and self.kswapd_due <= self.now + self.pending:
             self.kswapd()
         if self.nr_free - n < self.wmark_min:
+            # CUSTOM: one direct reclaim for the whole deficit of this allocation (a run of
+            # folios), where the kernel reclaims SWAP_CLUSTER_MAX per folio it allocates
             need = n - (self.nr_free - self.wmark_min)
             self.vmstat["allocstall"] += 1
             self.vmscan.try_to_free_pages(need, task.cpu)
-            if self.nr_free - n < 0 or (self.nr_free - n < self.wmark_min // 2):
+            if self.nr_free < n:  # CUSTOM: no reserves below min for user allocations
                 raise OutOfMemory(f"out of memory: {task.name} needed {n} pages, "
                                   f"{self.nr_free} free and nothing reclaimable")
         self.nr_free -= n
@@ -234,11 +236,12 @@ class Kernel:
         if not self.kswapd_pending:
             return  # already ran inline
         self.kswapd_pending = False
-        if self.nr_free < self.wmark_high:
+        while self.nr_free < self.wmark_high:
             self.vmstat["kswapd_runs"] += 1
             # kswapd_shrink_node(): nr_to_reclaim is the zone's high watermark, whatever the
-            # deficit
-            self.vmscan.try_to_free_pages(self.wmark_high, 0)
+            # deficit; balance_pgdat() goes on until the watermark is met or nothing moves
+            if not self.vmscan.try_to_free_pages(self.wmark_high, 0):
+                break
 
     def free_folio(self, f: Folio) -> None:
         """The last reference is gone: off its LRU or batch, ``mapping`` cleared (which is

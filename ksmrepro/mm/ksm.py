@@ -144,6 +144,7 @@ class Ksm:
         self._node_ids = 0
         self.zero_checksum = C.calc_checksum(C.ZERO)
         self.ksmd_pending = False
+        self.ksmd_token = 0  # SIM-ONLY: a wake-up cuts short the sleep in progress
 
     # --- helpers ---------------------------------------------------------------------------
     @property
@@ -331,7 +332,9 @@ class Ksm:
             return True
         if f.mapcount:
             return False
-        f.mapping = None if f.swap < 0 else f.mapping
+        # folio_set_stable_node(folio, NULL): still KSM-flagged (it may sit in the swap
+        # cache), but with no node, so a swap-in copies it (ksm_might_need_to_copy)
+        f.mapping = _PENDING
         self.remove_node_from_stable_tree(node)
         return True
 
@@ -851,10 +854,19 @@ class Ksm:
             n += 1
         return n
 
-    def wake_ksmd(self) -> None:
-        if not self.ksmd_pending:
-            self.ksmd_pending = True
-            self.k.add_timer(self.k.now, self.ksm_scan_thread)
+    def wake_ksmd(self, interrupt: bool = False) -> None:
+        """wake_up_interruptible(&ksm_thread_wait / &ksm_iter_wait): ksmd runs now if idle;
+        with ``interrupt`` (a sleep_millisecs write), its current sleep ends early."""
+        if self.ksmd_pending and not interrupt:
+            return
+        self.ksmd_pending = True
+        self.ksmd_token += 1
+        token = self.ksmd_token
+        self.k.add_timer(self.k.now + self.k.pending, lambda: self._ksmd_tick(token))
+
+    def _ksmd_tick(self, token: int) -> None:
+        if token == self.ksmd_token:
+            self.ksm_scan_thread()
 
     def ksm_scan_thread(self) -> None:
         """One iteration of ksm_scan_thread(): a batch, then sleep_millisecs."""
@@ -869,8 +881,10 @@ class Ksm:
                     f"sharing {self.pages_sharing} unshared {self.pages_unshared}")
         cost = k.costs.ksm_scan_batch + visited * k.costs.ksm_page_visit
         self.ksmd_pending = True
+        self.ksmd_token += 1
+        token = self.ksmd_token
         k.add_timer(k.now + cost + int(self.knobs["sleep_millisecs"]) * 1_000_000,
-                    self.ksm_scan_thread)
+                    lambda: self._ksmd_tick(token))
 
     # --- knobs -----------------------------------------------------------------------------
     def write_knob(self, name: str, value: str) -> None:
@@ -931,8 +945,8 @@ class Ksm:
             self.knobs[name] = uint(value)
         else:
             raise Errno("ENOENT", f"/sys/kernel/mm/ksm/{name}: no such file")
-        if name == "sleep_millisecs" and self.run & KSM_RUN_MERGE:
-            self.wake_ksmd()
+        if name == "sleep_millisecs" and self.run & KSM_RUN_MERGE and self.mm_slots:
+            self.wake_ksmd(interrupt=True)
 
     # --- rmap ------------------------------------------------------------------------------
     def rmap_walk_ksm(self, folio: Folio, rmap_one: Callable[[Folio, VmAreaStruct, int], bool],

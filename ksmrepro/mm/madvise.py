@@ -40,11 +40,19 @@ _NOOP_ADVICE = ("MADV_NORMAL", "MADV_RANDOM", "MADV_SEQUENTIAL", "MADV_WILLNEED"
 
 
 def _update_flags(k: Kernel, mm, start: int, end: int, fn) -> None:  # noqa: ANN001
-    for v in V.vma_modify_range(k, mm, start, end):
-        new = fn(v)
-        if new != v.vm_flags:
-            v.vm_flags = new
-            V.vma_merge_existing(k, v)
+    """madvise_update_vma() / mprotect_fixup(): ``fn(vma, start, end)`` gives the new flags
+    of the part of ``vma`` in the range; only a vma whose flags change is split and merged."""
+    for v in [v for v in mm.vmas if v.vm_start < end and v.vm_end > start]:
+        s, e = max(start, v.vm_start), min(end, v.vm_end)
+        new = fn(v, s, e)
+        if new == v.vm_flags:
+            continue
+        if v.vm_start < s:
+            v = V.split_vma(k, v, s)
+        if v.vm_end > e:
+            V.split_vma(k, v, e)
+        v.vm_flags = new
+        V.vma_merge_existing(k, v)
 
 
 def sys_madvise(k: Kernel, task: Task, start: int, length: int, advice: str) -> None:
@@ -61,13 +69,13 @@ def sys_madvise(k: Kernel, task: Task, start: int, length: int, advice: str) -> 
     unmapped = not V.range_is_mapped(mm, start, end)
     if advice in ("MADV_MERGEABLE", "MADV_UNMERGEABLE"):
         _update_flags(k, mm, start, end,
-                      lambda v: k.ksm.ksm_madvise(v, v.vm_start, v.vm_end, advice, v.vm_flags))
+                      lambda v, s, e: k.ksm.ksm_madvise(v, s, e, advice, v.vm_flags))
     elif advice in _FLAG_ADVICE:
         setf, clearf = _FLAG_ADVICE[advice]
         if advice == "MADV_DOFORK" and any(
                 v.vm_flags & VM_IO for v in mm.vmas if v.vm_start < end and v.vm_end > start):
             raise Errno("EINVAL", "MADV_DOFORK on a VM_IO mapping")
-        _update_flags(k, mm, start, end, lambda v: (v.vm_flags | setf) & ~clearf)
+        _update_flags(k, mm, start, end, lambda v, s, e: (v.vm_flags | setf) & ~clearf)
     elif advice == "MADV_DONTNEED":
         for v in _vmas_in(mm, start, end):
             k.memory.zap_pte_range(k, mm, max(start, v.vm_start) >> PAGE_SHIFT,
@@ -139,7 +147,8 @@ def sys_mprotect(k: Kernel, task: Task, start: int, length: int, prot_flags: int
                 | (VM_MAYEXEC if bits & VM_EXEC else 0))
         if need & ~v.vm_flags:
             raise Errno("EACCES", "protection not allowed by the mapping")
-    _update_flags(k, mm, start, end, lambda v: (v.vm_flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | bits)
+    _update_flags(k, mm, start, end,
+                  lambda v, s, e: (v.vm_flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | bits)
     if not bits & VM_WRITE:
         for v in _vmas_in(mm, start, end):
             for vpn in range(v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT):

@@ -366,7 +366,8 @@ def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int,
             if m < f.nr:
                 f, _ = split_folio_run(k, f, m)
         if folio_test_ksm(f) and not k.ksm.ksm_might_need_to_copy_ok(f):
-            cached = None  # the KSM folio must be copied: treat as a fresh read
+            cached = None  # ksm_might_need_to_copy(): the KSM folio must be copied
+            k.vmstat["ksm_swpin_copy"] += m
         else:
             p = PteRun(mm, f, vpn, young=True, dirty=False, write=False)
             f.ptes.append(p)
@@ -385,7 +386,7 @@ def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int,
     active = k.vmscan.workingset_refault(k.lruvec_for_task(task), shadow, m)
     c = e.page_content(off)
     mm.swapents -= m
-    k.swapfile.swap_free(slot, m)
+    k.swapfile.free_swap_and_cache(slot, m)  # an unmapped swap-cache folio goes too
     map_new_anon(k, task, vma, vpn, m, c, e.stride, write=False, active=active)
     k.vmstat["pswpin"] += m
     k.tick((k.costs.fault + k.costs.swap_in) * m)

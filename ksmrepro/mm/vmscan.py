@@ -211,7 +211,7 @@ class Vmscan:
             return  # can_reclaim_anon_pages(): no swap space
         nr_inactive = inactive >> sc.priority
         nr_active = active >> sc.priority
-        while nr_inactive or nr_active:
+        while nr_inactive:  # the kernel's loop runs on the inactive (and file) targets
             want = max(SWAP_CLUSTER_MAX, sc.nr_to_reclaim - sc.nr_reclaimed)
             if nr_inactive:
                 # CUSTOM: isolates up to the outstanding target at once, not 32 at a time;

@@ -109,3 +109,14 @@ def test_first_fault_does_not_reuse_anon_vma_across_other_flags():
     v0, v1 = sr.k.tasks["main"].mm.vmas
     assert v0.anon_vma is not None and v1.anon_vma is not None
     assert v0.anon_vma is not v1.anon_vma
+
+
+def test_advice_that_changes_nothing_does_not_split():
+    # madvise_update_vma(): new_flags == vm_flags returns early
+    sr = run_steps("""
+        - mmap: {as: a, length: 3 pages}
+        - madvise: {addr: a, length: 3 pages, advice: MADV_DONTFORK}
+        - madvise: {addr: a + 1 page, length: 1 page, advice: MADV_DONTFORK}
+        - mprotect: {addr: a + 1 page, length: 1 page, prot: [PROT_READ, PROT_WRITE]}
+    """)
+    assert len(vmas(sr)) == 1

@@ -189,3 +189,40 @@ def test_pressure_on_a_small_machine(model, final):
     if final == (1, 1):  # stock: activated at the first encounter and stranded
         k0, _ = folio_at(sr, name(sr, "base"))
         assert k0.flags & PG_active and k0.lru == LRU_ACTIVE_ANON and v["nr_active_anon"] == 1
+
+
+def test_run_2_on_a_ksm_folio_left_in_the_swap_cache_makes_swap_in_copy_it():
+    # remove_stable_node(): folio_set_stable_node(folio, NULL) on an unmapped KSM folio still
+    # in the swap cache; a later swap-in must copy it (ksm_might_need_to_copy), not remap it.
+    sr = run_steps(HUGH + """
+        - pressure: {anon: 96M, touches: 2}
+        - munmap: {addr: base + 2 pages, length: 1 page}
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 2}
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+        - read: {addr: base, length: 1 page}
+        - ksm_wait: {full_scans: 3}
+        - print: [pages_shared, pages_sharing, ksm_swpin_copy]
+    """, model="mm-2026-04+ksm-pte-mkold", **SMALL)
+    assert sr.result.error is None
+    assert sr.result.observations[0].values == {
+        "pages_shared": 0, "pages_sharing": 0, "ksm_swpin_copy": 1}
+    f, _ = folio_at(sr, name(sr, "base"))
+    assert not folio_test_ksm(f)
+
+
+def test_writing_sleep_millisecs_cuts_ksmds_sleep_short():
+    sr = run_steps("""
+        - sysfs: {path: /sys/kernel/mm/ksm/sleep_millisecs, value: 60000}
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+        - mmap: {as: a, length: 2 pages}
+        - memset: {addr: a, value: 1, length: 2 pages}
+        - madvise: {addr: a, length: 2 pages, advice: MADV_MERGEABLE}
+        - sleep: 1s
+        - print: [full_scans]
+        - sysfs: {path: /sys/kernel/mm/ksm/sleep_millisecs, value: 20}
+        - sleep: 100ms
+        - print: [full_scans, pages_shared]
+    """)
+    first, second = sr.result.observations
+    assert first.values["full_scans"] == 1  # asleep for a minute after its first scan
+    assert second.values["full_scans"] >= 3 and second.values["pages_shared"] == 1

@@ -63,7 +63,6 @@ def test_golden_file_is_well_formed(path):
         assert {o["step"] for o in result["observations"]} <= {s.index for s in scenario.steps}
 
 
-@pytest.mark.xfail(strict=False, reason="simulator pending")
 @pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda p: p.name)
 def test_golden_file_agrees_with_model_v61(path):
     g = cal.load_golden(path)

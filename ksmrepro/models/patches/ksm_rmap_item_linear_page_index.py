@@ -8,8 +8,9 @@ PATCH = Patch(
     explanation=(
         "Records linear_page_index(vma, rmap_item->address) in the rmap_item when it joins the "
         "stable tree, while the vma is known under mmap_lock.  On 64-bit the field overlays "
-        "oldchecksum/age/remaining_skips, so it is reset whenever the item leaves the stable tree.  "
-        "Nothing reads it yet: no behaviour change on its own."
+        "oldchecksum/age/remaining_skips, so those are reset whenever the item leaves the stable "
+        "tree: an unmerged page then needs one more checksum visit before it can merge again "
+        "(the only behaviour change; nothing reads the index until the next patch)."
     ),
     sets={"ksm_rmap_item_linear_page_index": True},
 )
