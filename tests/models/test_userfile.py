@@ -247,7 +247,7 @@ def test_the_example_model_file_is_valid():
     from pathlib import Path
 
     example = Path(__file__).parents[2] / "scenarios" / "models"
-    files = sorted(example.glob("*.yaml"))
+    files = sorted(f for f in example.iterdir() if f.suffix in (".yaml", ".yml"))
     assert files
     for f in files:
         registry.install_model_file(userfile.load_model_file(f, install=False))
