@@ -49,7 +49,7 @@ def cannot_run(result: RunResult, scenario: Scenario | None = None) -> str | Non
     what = f"step {err.step}{f' ({op})' if op else ''}: {err.errno}"
     if err.message:
         what += f" — {err.message}"
-    if err.errno == "ENOSYS" or (err.errno == "ENOENT" and op == "sysfs"):
+    if err.unsupported or err.errno == "ENOSYS" or (err.errno == "ENOENT" and op == "sysfs"):
         return what
     if any(phrase in err.message for phrase in UNSUPPORTED_PHRASES):
         return what

@@ -50,25 +50,40 @@ def resolve_option(option: str, expr: str) -> None:
               help="A model file (kind: models); repeatable.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=None, metavar="N",
               help="Worker processes (0: one per CPU; default: one per CPU, 1 = serial).")
+@click.option("--kernel", "kernel", metavar="PATH",
+              help="Also boot this real kernel image under QEMU and put it beside the "
+                   "models, as real:<uname -r> (docs/real-kernel.md).")
+@click.option("--modules", "modules", metavar="DIR",
+              help="With --kernel: its lib/modules/<release> (found next to boot/ otherwise).")
+@click.option("--qemu-timeout", "qemu_timeout", type=float, default=None, metavar="S",
+              help="With --kernel: seconds before a guest counts as hung.")
 @click.pass_context
 def command(ctx: click.Context, path: str, models: tuple[str, ...], trace: bool,
-            models_files: tuple[str, ...], jobs: int | None) -> None:
+            models_files: tuple[str, ...], jobs: int | None, kernel: str | None,
+            modules: str | None, qemu_timeout: float | None) -> None:
     """Run FILE on several models; one table, a column per model, the first diverging
     observation highlighted.  Exit 0 when every observation and outcome is the same on
     every model, 1 when they differ, 2 on an invalid scenario or model."""
-    from ksmrepro.analysis.compare import compare
+    from ksmrepro.analysis.compare import compare, compare_results, run_models
     from ksmrepro.analysis.render import comparison_renderable, print_wide, trace_divergence_lines
     from ksmrepro.report.console import make_console
 
     scenario = load_one(ctx, path, models_files)
     exprs = list(models) or list(scenario.models)
-    if len(exprs) < 2:
+    if len(exprs) < (1 if kernel else 2):
         where = "--model" if models else f"{path}'s models:"
         raise click.UsageError(f"compare needs at least two models (--model A --model B); "
                                f"{where} names {len(exprs)}")
     for expr in exprs:
         resolve_option("--model", expr)
-    result = compare(scenario, exprs, trace=trace, workers=jobs)
+    if kernel:
+        from ksmrepro.realkernel import run_on_kernel
+
+        results = run_models(scenario, exprs, trace=trace, workers=jobs)
+        results.append(run_on_kernel(scenario, kernel, modules, qemu_timeout))
+        result = compare_results(results, scenario, traced=trace)
+    else:
+        result = compare(scenario, exprs, trace=trace, workers=jobs)
     console = make_console()
     print_wide(console, comparison_renderable(result))
     if trace:

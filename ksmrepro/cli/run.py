@@ -39,12 +39,21 @@ __all__ = ["command"]
                    "(the raw outcome; for git bisect run).")
 @click.option("--dump-after", metavar="STEP",
               help="Dump the process state (maps, pages, KSM) after step STEP (index or label).")
+@click.option("--kernel", "kernel", metavar="PATH",
+              help="Also run each scenario on this real kernel image (bzImage/vmlinuz) under "
+                   "QEMU, as model real:<uname -r> (docs/real-kernel.md).  Without --model, "
+                   "only the real kernel runs.")
+@click.option("--modules", "modules", metavar="DIR",
+              help="With --kernel: its lib/modules/<release> (found next to boot/ otherwise).")
+@click.option("--qemu-timeout", "qemu_timeout", type=float, default=None, metavar="S",
+              help="With --kernel: seconds before a guest counts as hung.")
 @click.pass_context
 def command(ctx: click.Context, paths: tuple[str, ...], models: tuple[str, ...],
             json_out: str | None, junit_out: str | None, tap_out: str | None, trace: bool,
             keyword: str | None, tags: tuple[str, ...], jobs: int | None,
             dump_after: str | None, models_files: tuple[str, ...],
-            no_known_failures: bool) -> None:
+            no_known_failures: bool, kernel: str | None, modules: str | None,
+            qemu_timeout: float | None) -> None:
     """Run scenario files (directories are searched for *.yaml/*.yml scenarios).
 
     Exit status: 0 every expectation holds (or fails only where known_failures says), 1 one
@@ -69,8 +78,12 @@ def command(ctx: click.Context, paths: tuple[str, ...], models: tuple[str, ...],
         from dataclasses import replace
 
         selected = [replace(s, known_failures=()) for s in selected]
-    job_list = plan(selected, models, trace=trace, dump_after=dump_after)
-    records = execute(job_list, jobs)
+    records = []
+    if not kernel or models:
+        job_list = plan(selected, models, trace=trace, dump_after=dump_after)
+        records = execute(job_list, jobs)
+    if kernel:
+        records += _real_kernel_records(selected, kernel, modules, qemu_timeout)
     print_report(make_console(stderr=outputs.uses_stdout), records, trace=trace)
     outputs.write(records, trace=trace)
     print_kernel_bugs(records)
@@ -92,3 +105,12 @@ def _predicate_status(records: list[RunRecord], status: int) -> int:
         print_error(f"{r.result.file} cannot run on {r.result.model}: {reason}",
                     label="skip")
     return 125
+
+
+def _real_kernel_records(scenarios: list, kernel: str, modules: str | None,  # noqa: ANN001
+                         timeout: float | None) -> list[RunRecord]:
+    """One boot per scenario, one at a time (never in parallel: each guest takes the CPUs)."""
+    from ksmrepro.realkernel import run_on_kernel
+    from ksmrepro.report import RunRecord
+
+    return [RunRecord(run_on_kernel(scn, kernel, modules, timeout), scn) for scn in scenarios]

@@ -89,11 +89,15 @@ def pg_names(flags: int) -> list[str]:
 
 
 class Errno(Exception):
-    """A syscall's failure: ``-EINVAL`` and friends.  ``name`` is the errno's name."""
+    """A syscall's failure: ``-EINVAL`` and friends.  ``name`` is the errno's name.
 
-    def __init__(self, name: str, message: str = "") -> None:
+    ``unsupported`` marks a failure that only says the modelled kernel lacks the call or knob
+    (a newer prctl option, a sysfs file it does not have): the scenario cannot run there."""
+
+    def __init__(self, name: str, message: str = "", *, unsupported: bool = False) -> None:
         self.name = name
         self.message = message
+        self.unsupported = unsupported
         super().__init__(f"{name}: {message}" if message else name)
 
 

@@ -376,7 +376,8 @@ class Kernel:
     def prctl(self, task: Task, option: str, value: int) -> int:
         if option in ("PR_SET_MEMORY_MERGE", "PR_GET_MEMORY_MERGE") and \
                 not self.switches.ksm_prctl_merge_any:
-            raise Errno("EINVAL", f"{option} is not known to this kernel (v6.4+)")
+            raise Errno("EINVAL", f"{option} is not known to this kernel (v6.4+)",
+                        unsupported=True)
         if option == "PR_SET_MEMORY_MERGE":
             if value not in (0, 1):
                 raise Errno("EINVAL", "PR_SET_MEMORY_MERGE takes 0 or 1")

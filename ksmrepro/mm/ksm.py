@@ -898,6 +898,11 @@ class Ksm:
                 raise Errno("EINVAL", f"{name}: {v!r} is negative")
             return x
 
+        if not self.k.switches.ksm_smart_scan and (name == "smart_scan"
+                                                   or name.startswith("advisor_")):
+            # smart_scan (v6.7) and the advisor (v6.8) are newer than this kernel
+            raise Errno("ENOENT", f"/sys/kernel/mm/ksm/{name}: no such file on this kernel",
+                        unsupported=True)
         if name == "run":
             x = uint(value)
             if x > KSM_RUN_UNMERGE:
@@ -944,7 +949,7 @@ class Ksm:
         elif name in DEFAULT_KNOBS:
             self.knobs[name] = uint(value)
         else:
-            raise Errno("ENOENT", f"/sys/kernel/mm/ksm/{name}: no such file")
+            raise Errno("ENOENT", f"/sys/kernel/mm/ksm/{name}: no such file", unsupported=True)
         if name == "sleep_millisecs" and self.run & KSM_RUN_MERGE and self.mm_slots:
             self.wake_ksmd(interrupt=True)
 
@@ -959,6 +964,7 @@ class Ksm:
             return
         mode = k.switches.ksm_rmap_range
         lines: list[str] = []
+        items: list[dict[str, Any]] = []
         stats: dict[str, int] = {}
         stop = False
         for search_new_forks in (False, True):
@@ -978,7 +984,11 @@ class Ksm:
                     first, last = (0, ULONG_MAX) if lpi is None else (lpi, lpi)
                 visited = set()
                 header = ""
+                rec: dict[str, Any] = {}
                 if k.tracing:
+                    rec = {"mm": item.mm.owner, "address": addr, "first": first, "last": last,
+                           "pass": 2 if search_new_forks else 1, "visited": [], "missed": []}
+                    items.append(rec)
                     rng = "[0, ULONG_MAX]" if last == ULONG_MAX else f"[{first:#x}, {last:#x}]"
                     header = (f"  {'search_new_forks: ' if search_new_forks else ''}item "
                               f"{item.mm.owner}:{addr:#x} anon_vma {av}: pgoff range {rng}")
@@ -998,6 +1008,8 @@ class Ksm:
                             lines.append(header)
                             header = ""
                         found = _maps(folio, vma, addr)
+                        rec["visited"].append({"vma": [vma.vm_start, vma.vm_end],
+                                               "vm_pgoff": vma.vm_pgoff, "maps": found})
                         lines.append(f"    visit vma {_vma_str(vma)}: "
                                      f"{'maps the folio' if found else 'pte does not map it'}")
                     if not rmap_one(folio, vma, addr) or (done is not None and done(folio)):
@@ -1006,6 +1018,8 @@ class Ksm:
                 if k.tracing and not search_new_forks:
                     for a in av.rb_root:
                         if id(a) not in visited and a.vma.vm_start <= addr < a.vma.vm_end:
+                            rec["missed"].append({"vma": [a.vma.vm_start, a.vma.vm_end],
+                                                  "vm_pgoff": a.vma.vm_pgoff})
                             lines.append(f"    MISSED vma {_vma_str(a.vma)}: it holds {addr:#x} "
                                          "but its pgoff range is outside the query")
                 if stop:
@@ -1016,7 +1030,8 @@ class Ksm:
                     f"interval-tree iterations, {stats.get('skipped', 0)} skipped by address\n"
                     + "\n".join(lines),
                     pfn=folio.pfn, why=why, mode=mode, iterations=stats.get("iterations", 0),
-                    skipped=stats.get("skipped", 0))
+                    skipped=stats.get("skipped", 0),
+                    items=[r for r in items if r["pass"] == 1 or r["visited"]])
 
     # --- counters --------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:

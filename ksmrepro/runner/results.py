@@ -56,6 +56,7 @@ class StepFailure:
     label: str | None = None
     line: int = 0
     expected: bool = False  # the step said `errno:`/`signal:` and this is that outcome
+    unsupported: bool = False  # the model's kernel lacks the call or knob (git bisect: skip)
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"step": self.step}

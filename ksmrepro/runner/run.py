@@ -102,7 +102,7 @@ class ScenarioRun:
             k.flush()
         except Errno as e:
             failure = StepFailure(step.index, errno=e.name, message=e.message, label=step.label,
-                                  line=step.line)
+                                  line=step.line, unsupported=e.unsupported)
         except SigSegv as e:
             failure = StepFailure(step.index, signal="SIGSEGV", message=e.message,
                                   label=step.label, line=step.line)

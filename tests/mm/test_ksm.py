@@ -199,3 +199,12 @@ def test_invariant_violation_is_a_kernel_bug():
     sr.k.ksm.pages_sharing += 1
     with pytest.raises(KernelBug, match="pages_shared/pages_sharing"):
         sr.k.check_invariants()
+
+
+def test_knobs_newer_than_the_kernel_are_unsupported_not_failures():
+    sr = run_steps("- sysfs: {path: /sys/kernel/mm/ksm/smart_scan, value: 0}", model="v6.1")
+    assert sr.result.error.errno == "ENOENT" and sr.result.error.unsupported
+    sr = run_steps("- prctl: {option: PR_SET_MEMORY_MERGE, value: 1}", model="v6.1")
+    assert sr.result.error.errno == "EINVAL" and sr.result.error.unsupported
+    sr = run_steps("- sysfs: {path: /sys/kernel/mm/ksm/run, value: 7}", model="v6.1")
+    assert sr.result.error.errno == "EINVAL" and not sr.result.error.unsupported
