@@ -41,6 +41,7 @@ from ksmrepro.mm.mm_types import (
     folio_test_ksm,
     linear_page_index,
 )
+from ksmrepro.mm.pgtable import PageTable
 from ksmrepro.mm.rmap import Rmap
 from ksmrepro.mm.swapfile import SwapInfo
 from ksmrepro.mm.vmscan import Vmscan
@@ -118,7 +119,8 @@ class Kernel:
         self.kswapd_pending = False
         self.kswapd_due = 0
         self.swapfile = SwapInfo(self, swap_bytes >> PAGE_SHIFT)
-        self.swapcache: dict[int, Folio] = {}
+        # the swap cache (an xarray indexed by swap offset in the kernel): slot -> folio
+        self.swapcache = PageTable()
         self.memcg = MemControl(self)
         self.lru_gen = LruGen(self)
         self.lru_gen_on = False

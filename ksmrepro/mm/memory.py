@@ -7,9 +7,7 @@ operations.  Each segment is handled exactly as the kernel handles each of its p
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from ksmrepro.mm import content as C
@@ -89,11 +87,11 @@ def split_folio_run(k: Kernel, f: Folio, at: int) -> tuple[Folio, Folio]:
         vpn_new = p.vpn + off_new
         q = PteRun(p.mm, g, vpn_new, young=p.young, dirty=p.dirty, write=p.write)
         g.ptes.append(q)
-        p.mm.pt.update(zip(range(vpn_new, vpn_new + n_new), repeat(q)))
+        p.mm.pt.set_range(vpn_new, vpn_new + n_new, q)
         if low_new:
             p.vpn += at
     if f.swap >= 0:
-        k.swapcache.update(zip(range(g.swap, g.swap + n_new), repeat(g)))
+        k.swapcache.set_range(g.swap, g.swap + n_new, g)
     return (g, f) if low_new else (f, g)
 
 
@@ -107,11 +105,6 @@ def _insert_after(lst: Any, new: Folio, old: Folio) -> None:
         lst.tail = new
     old.next = new
     lst.pages += new.nr
-
-
-def del_range(pt: dict[int, Any], start: int, end: int) -> None:
-    """Remove the entries ``start .. end - 1`` (all present) at C speed."""
-    deque(map(pt.__delitem__, range(start, end)), maxlen=0)
 
 
 def isolate_pages(k: Kernel, p: PteRun, vpn: int, n: int) -> PteRun:
@@ -131,11 +124,11 @@ def _segments(mm: MmStruct, vpn: int, end: int):
     while vpn < end:
         e = pt.get(vpn)
         if e is None:
-            if pt.keys().isdisjoint(range(vpn, end)):  # all none: checked at C speed
+            if pt.none_in(vpn, end):  # all none: checked a PTE table at a time
                 yield vpn, end - vpn, None
                 return
             n = 1
-            while vpn + n < end and (vpn + n) not in pt:
+            while vpn + n < end and pt.get(vpn + n) is None:
                 n += 1
         elif isinstance(e, PteRun):
             n = min(e.vpn + e.folio.nr, end) - vpn
@@ -166,7 +159,7 @@ def map_new_anon(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, con
     f.memcg = task.memcg
     p = PteRun(mm, f, vpn, young=True, dirty=write, write=write)
     f.ptes.append(p)
-    mm.pt.update(zip(range(vpn, vpn + n), repeat(p)))
+    mm.pt.set_range(vpn, vpn + n, p)
     mm.rss_anon += n
     k.swap.folio_add_lru(f, task.cpu)
     return f
@@ -213,7 +206,7 @@ def _fault_segment(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, e
     if e is None:
         if not write:
             # do_anonymous_page() read fault: the shared zero page, special, read-only
-            mm.pt.update(zip(range(vpn, vpn + n), repeat(ZERO_PTE)))
+            mm.pt.set_range(vpn, vpn + n, ZERO_PTE)
             k.tick(cost.fault * n)
             return
         if unshare:
@@ -300,18 +293,18 @@ def zap_pte_range(k: Kernel, mm: MmStruct, vpn: int, end: int) -> None:
             continue
         if isinstance(e, PteRun):
             p = isolate_pages(k, e, v, n)
-            del_range(mm.pt, v, v + n)
+            mm.pt.clear_range(v, v + n)
             f = p.folio
             if p.dirty:
                 f.flags |= PG_dirty
             unmap_pte_run(k, p)
         elif isinstance(e, SwapRun):
             off = v - e.vpn
-            del_range(mm.pt, v, v + n)
+            mm.pt.clear_range(v, v + n)
             mm.swapents -= n
             k.swapfile.free_swap_and_cache(e.slot + off, n)
         else:
-            del_range(mm.pt, v, v + n)
+            mm.pt.clear_range(v, v + n)
             if e.dirty:
                 k.ksm.ksm_might_unmap_zero_page(mm, n)
     k.tick(k.costs.zap * (end - vpn))
@@ -332,16 +325,16 @@ def copy_pte_range(k: Kernel, dst_vma: VmAreaStruct, src_vma: VmAreaStruct) -> N
             q = PteRun(dst, f, v, young=p.young, dirty=p.dirty, write=False)
             f.ptes.append(q)
             f.mapcount += 1
-            dst.pt.update(zip(range(v, v + n), repeat(q)))
+            dst.pt.set_range(v, v + n, q)
             dst.rss_anon += n
         elif isinstance(e, SwapRun):
             off = v - e.vpn
             k.swapfile.swap_duplicate(e.slot + off, n)
             s = SwapRun(e.slot + off, v, n, e.page_content(off), e.stride)
-            dst.pt.update(zip(range(v, v + n), repeat(s)))
+            dst.pt.set_range(v, v + n, s)
             dst.swapents += n
         else:
-            dst.pt.update(zip(range(v, v + n), repeat(e)))
+            dst.pt.set_range(v, v + n, e)
             if e.dirty:
                 k.ksm.ksm_zero_page_forked(dst, n)
 
@@ -372,7 +365,7 @@ def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int,
             p = PteRun(mm, f, vpn, young=True, dirty=False, write=False)
             f.ptes.append(p)
             f.mapcount += 1  # folio_add_anon_rmap_ptes()
-            mm.pt.update(zip(range(vpn, vpn + m), repeat(p)))
+            mm.pt.set_range(vpn, vpn + m, p)
             mm.rss_anon += m
             mm.swapents -= m
             k.swapfile.swap_free(slot, m)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ksmrepro.mm import content as _content
 from ksmrepro.mm.const import PAGE_SHIFT, PAGE_SIZE
+from ksmrepro.mm.pgtable import PageTable
 
 if TYPE_CHECKING:
     from ksmrepro.mm.kernel import Kernel
@@ -213,7 +214,7 @@ class MmStruct:
         self.kernel = kernel
         self.owner = owner
         self.vmas: list[VmAreaStruct] = []  # CUSTOM: a sorted list stands for the maple tree
-        self.pt: dict[int, Any] = {}  # vpn -> PteRun | SwapRun | ZeroPte
+        self.pt = PageTable()  # vpn -> PteRun | SwapRun | ZeroPte
         self.flags = 0
         self.rss_anon = 0  # MM_ANONPAGES
         self.swapents = 0  # MM_SWAPENTS

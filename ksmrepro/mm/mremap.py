@@ -109,13 +109,15 @@ def move_page_tables(k: Kernel, mm, old: int, new: int, length: int) -> None:  #
     V._split_runs_at(k, mm, v0)
     V._split_runs_at(k, mm, v0 + n)
     pt = mm.pt
-    moved = [(v, pt.pop(v)) for v in range(v0, v0 + n) if v in pt]
+    moved = pt.items_in(v0, v0 + n)
+    pt.clear_range(v0, v0 + n)
     shifted: set[int] = set()
     for _, e in moved:  # a run object is shared by its pages: shift it once
         if isinstance(e, (PteRun, SwapRun)) and id(e) not in shifted:
             e.vpn += delta
             shifted.add(id(e))
-    pt.update((v + delta, e) for v, e in moved)
+    for v, e in moved:
+        pt[v + delta] = e
     k.tick(k.costs.zap * n)
 
 

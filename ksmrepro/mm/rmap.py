@@ -9,7 +9,6 @@ unmapped: that is the whole of Hugh Dickins' report.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from itertools import repeat
 from typing import TYPE_CHECKING
 
 from ksmrepro.mm.const import PAGE_SHIFT, ULONG_MAX, VM_EXEC, VM_LOCKED, VM_READ, VM_WRITE, PG_dirty
@@ -198,7 +197,7 @@ class Rmap:
                 f.flags |= PG_dirty
             k.swapfile.swap_duplicate(f.swap, f.nr)
             s = SwapRun(f.swap, p.vpn, f.nr, f.content, f.stride)
-            mm.pt.update(zip(range(p.vpn, p.vpn + f.nr), repeat(s)))
+            mm.pt.set_range(p.vpn, p.vpn + f.nr, s)
             f.ptes.remove(p)
             f.mapcount -= 1
             mm.rss_anon -= f.nr

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections import deque
-from itertools import repeat
 from typing import TYPE_CHECKING
 
 from ksmrepro.mm.const import PG_dirty, PG_swapcache
@@ -90,11 +88,11 @@ class SwapInfo:
             f, rest = self.k.split_folio_run(f, got)
         f.swap = start
         f.flags |= PG_swapcache | PG_dirty
-        self.k.swapcache.update(zip(range(start, start + got), repeat(f)))
+        self.k.swapcache.set_range(start, start + got, f)
         return f, rest
 
     def delete_from_swap_cache(self, f: Folio) -> None:
-        deque(map(self.k.swapcache.__delitem__, range(f.swap, f.swap + f.nr)), maxlen=0)
+        self.k.swapcache.clear_range(f.swap, f.swap + f.nr)
         self._put_cache_slots(f.swap, f.nr)
         f.swap = -1
         f.flags &= ~PG_swapcache
@@ -138,9 +136,11 @@ class SwapInfo:
     def _free_unless_cached(self, slot: int, n: int) -> None:
         """Free slots whose count reached 0, except those the swap cache still holds."""
         sc = self.k.swapcache
-        cached = sorted(s for s in sc if slot <= s < slot + n) if sc else []
+        if sc.none_in(slot, slot + n):
+            self._free_slots(slot, n)
+            return
         start = slot
-        for c in cached + [slot + n]:
+        for c, _ in sc.items_in(slot, slot + n) + [(slot + n, None)]:
             if c > start:
                 self._free_slots(start, c - start)
             start = c + 1
@@ -150,13 +150,12 @@ class SwapInfo:
         slots are now unreferenced is freed too."""
         self.swap_free(slot, n)
         sc = self.k.swapcache
-        seen: set[int] = set()
-        for s in range(slot, slot + n):
-            f = sc.get(s)
-            if f is not None and f.pfn not in seen:
-                seen.add(f.pfn)
-                if f.mapcount == 0 and self.folio_free_swap(f):
-                    self.k.free_folio(f)  # the swap cache held the last reference
+        if sc.none_in(slot, slot + n):
+            return
+        cached = {f.pfn: f for _, f in sc.items_in(slot, slot + n)}
+        for f in cached.values():
+            if f.mapcount == 0 and self.folio_free_swap(f):
+                self.k.free_folio(f)  # the swap cache held the last reference
 
     def folio_free_swap(self, f: Folio) -> bool:
         """folio_free_swap(): drop the swap cache's slots if no swap pte references them."""

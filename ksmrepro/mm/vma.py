@@ -5,7 +5,6 @@ only when an anonymous vma is created (``mmap.py``) or moved before its first fa
 from __future__ import annotations
 
 import bisect
-from itertools import repeat
 from typing import TYPE_CHECKING
 
 from ksmrepro.mm.const import PAGE_SHIFT
@@ -48,7 +47,7 @@ def _split_runs_at(k: Kernel, mm: MmStruct, vpn: int) -> None:
         off = vpn - e.vpn
         upper = SwapRun(e.slot + off, vpn, e.nr - off, e.page_content(off), e.stride)
         e.nr = off
-        mm.pt.update(zip(range(vpn, vpn + upper.nr), repeat(upper)))
+        mm.pt.set_range(vpn, vpn + upper.nr, upper)
 
 
 def split_vma(k: Kernel, vma: VmAreaStruct, addr: int) -> VmAreaStruct:
