@@ -100,8 +100,11 @@ class SwapInfo:
     def _put_cache_slots(self, start: int, n: int) -> None:
         """The swap cache's hold on the slots is gone: free those no pte references."""
         m = self.swap_map
-        if m[start:start + n].count(0) == n:
+        zeros = m[start:start + n].count(0)
+        if zeros == n:
             self._free_slots(start, n)
+            return
+        if zeros == 0:  # the usual case: swap ptes still reference every slot
             return
         run = None
         for s in range(start, start + n):
