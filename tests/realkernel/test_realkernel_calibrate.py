@@ -50,7 +50,7 @@ def test_golden_file_is_well_formed(path):
     g = cal.load_golden(path)
     scenario = load_scenario(str(ROOT / g.data["file"]))
     assert path.name == f"{scenario.name}.{g.release}.json"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d", g.data["measured"])
+    assert re.fullmatch(r"\d{4}-\d\d(-\d\d)?", g.data["measured"])  # a month when transcribed
     assert g.data["qemu_accel"] in ("kvm", "tcg", "kvm,tcg")
     assert g.runs
     for run in g.runs:
@@ -63,10 +63,22 @@ def test_golden_file_is_well_formed(path):
         assert {o["step"] for o in result["observations"]} <= {s.index for s in scenario.steps}
 
 
-@pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda p: p.name)
-def test_golden_file_agrees_with_model_v61(path):
+# The one measured row the model does not reproduce (docs/mglru-memcg.md): memory.reclaim
+# with the range patch, where the model reclaims before ksmd re-merges the moved page.
+KNOWN_DISAGREEMENTS = {"real61-hugh-memcg-range.6.1.192-range.json"}
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="timing: no async swap "
+                                            "writeback (docs/mglru-memcg.md)"))
+    if p.name in KNOWN_DISAGREEMENTS else p for p in GOLDEN_FILES], ids=lambda p: p.name)
+def test_golden_file_agrees_with_its_reference_model(path):
+    """Each golden file against the model of the kernel it was measured on (v6.1 for the
+    stock Debian kernel, v6.1+ksm-rmap-walk-address-range for the back-ported range patch)."""
     g = cal.load_golden(path)
-    rows = cal.compare_with_golden(ROOT / g.data["file"], "v6.1", golden_dir=GOLDEN_DIR)
+    rows = cal.compare_with_golden(ROOT / g.data["file"], g.data["reference_model"],
+                                   golden_dir=GOLDEN_DIR)
+    rows = [r for r in rows if r.kernel == f"real:{g.release}"]
     assert rows
     bad = [(r.observation, r.model, r.kernel_text) for r in rows if r.agree not in
            ("yes", "partly")]
