@@ -574,7 +574,7 @@ class Kernel:
             for p in runs.values():
                 f = p.folio
                 rss += f.nr
-                if p not in f.ptes or f.mapcount != len(f.ptes):
+                if f.mapcount != len(f.ptes):
                     bug(f"folio pfn {f.pfn:#x}: mapcount {f.mapcount}, {len(f.ptes)} ptes")
                 v = V.vma_lookup(mm, p.addr)
                 if v is None or p.addr + f.nr * PAGE_SIZE > v.vm_end:
@@ -584,6 +584,10 @@ class Kernel:
                         f"{linear_page_index(v, p.addr):#x} at {p.addr:#x}")
             if rss != mm.rss_anon:
                 bug(f"{mm.owner}: MM_ANONPAGES {mm.rss_anon} but {rss} present anon ptes")
+            folios = {id(p.folio): p.folio for p in runs.values()}
+            listed = {id(q) for f in folios.values() for q in f.ptes}
+            if not listed.issuperset(runs):  # each pte run is on its folio's mappings
+                bug(f"{mm.owner}: a present pte is missing from its folio's mappings")
 
     # --- constants --------------------------------------------------------------------------
     @staticmethod
