@@ -95,6 +95,33 @@ def split_folio_run(k: Kernel, f: Folio, at: int) -> tuple[Folio, Folio]:
     return (g, f) if low_new else (f, g)
 
 
+def merge_folio_runs(k: Kernel, g: Folio, f: Folio) -> bool:
+    """SIM-ONLY, the inverse of :func:`split_folio_run`: fold run ``f`` into run ``g`` when
+    it simply continues it (next pfns and indexes, same state, one pte run each at the next
+    virtual pages of the same vma).  Keeps runs long where the per-CPU batch cut them."""
+    if (g.pfn + g.nr != f.pfn or g.index + g.nr != f.index or g.mapping is not f.mapping
+            or folio_test_ksm(g) or g.flags != f.flags or g.mapcount != 1 or f.mapcount != 1
+            or g.memcg is not f.memcg or g.swap >= 0 or f.swap >= 0 or g.gen != f.gen
+            or g.refs != f.refs or g.stride != f.stride or len(g.ptes) != 1
+            or len(f.ptes) != 1):
+        return False
+    if g.stride:
+        if g.content[:2] != f.content[:2] or g.content[2] + g.nr != f.content[2]:
+            return False
+    elif g.content != f.content:
+        return False
+    pg, pf = g.ptes[0], f.ptes[0]
+    if (pg.mm is not pf.mm or pg.vpn + g.nr != pf.vpn or pg.young != pf.young
+            or pg.dirty != pf.dirty or pg.write != pf.write
+            or k.find_vma(pg.mm, pg.addr) is not k.find_vma(pg.mm, pf.addr)):
+        return False
+    pg.mm.pt.set_range(pf.vpn, pf.vpn + f.nr, pg)
+    g.nr += f.nr
+    f.ptes = []
+    f.nr = 0
+    return True
+
+
 def _insert_after(lst: Any, new: Folio, old: Folio) -> None:
     """Put ``new`` on the tail side of ``old``."""
     new.prev = old

@@ -121,6 +121,9 @@ def folio_add_lru(k: Kernel, f: Folio, cpu: int) -> None:
     if k.lru_gen_enabled() and not f.flags & PG_unevictable:
         f.flags |= PG_active  # lru_gen_in_fault(): faulted folios start young
     batch = k.lru_add[cpu]
+    if batch and k.memory.merge_folio_runs(k, batch[-1], f):  # SIM-ONLY: one run again
+        f = batch.pop()
+        f.cpu = -1
     room = size - sum(x.nr for x in batch)
     if f.nr < room:
         f.cpu = cpu

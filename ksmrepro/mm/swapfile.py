@@ -37,14 +37,19 @@ class SwapInfo:
         if not self.free:
             return -1, 0
         i = bisect.bisect_left(self.free, [self.cursor, 0])
-        order = list(range(i, len(self.free))) + list(range(0, i))
+        free = self.free
         best = None
-        for j in order:
-            if self.free[j][1] >= n:
+        for j in range(i, len(free)):  # next fit from the cursor, then from the start
+            if free[j][1] >= n:
                 best = j
                 break
+        else:
+            for j in range(0, i):
+                if free[j][1] >= n:
+                    best = j
+                    break
         if best is None:
-            best = max(range(len(self.free)), key=lambda j: (self.free[j][1], -j))
+            best = max(range(len(free)), key=lambda j: (free[j][1], -j))
         start, length = self.free[best]
         got = min(n, length)
         if got == length:
@@ -67,8 +72,9 @@ class SwapInfo:
             self.free[i - 1][1] += self.free[i][1]
             del self.free[i]
 
-    def set_shadow(self, slot: int, n: int, cookie: int) -> None:
-        self.shadow[slot:slot + n] = array("I", [cookie]) * n
+    def set_shadow(self, slot: int, n: int, first_cookie: int) -> None:
+        """Shadow entries of ``n`` folios evicted in order: ``first_cookie``, ``+1``, ..."""
+        self.shadow[slot:slot + n] = array("I", range(first_cookie, first_cookie + n))
 
     def vm_swap_full(self) -> bool:
         """vm_swap_full(): more than half of swap in use."""

@@ -102,7 +102,9 @@ class Vmscan:
         out: list[Folio] = []
         while nr > 0 and lst.tail is not None:
             f = lst.tail
-            if f.nr > nr:  # take the oldest ``nr`` folios of the run
+            if f.nr > 2 * nr:  # take the oldest ``nr`` folios of the run
+                # CUSTOM: a run up to twice the request is taken whole (reclaim may scan up to
+                # one run's worth more than asked), so small remainders do not fragment runs
                 f, _ = self.k.split_folio_run(f, nr)
             lruvec_del_folio(lv, f)
             out.append(f)
@@ -286,8 +288,9 @@ class Vmscan:
     # --- workingset ----------------------------------------------------------------------
     def workingset_eviction(self, lv: Lruvec, f: Folio) -> None:
         """workingset_eviction(): the shadow entry records the lruvec's nonresident age."""
+        # one eviction per folio, in order: folio i of the run gets age + i + 1
+        self.k.swapfile.set_shadow(f.swap, f.nr, lv.nonresident_age + 1)
         lv.nonresident_age += f.nr
-        self.k.swapfile.set_shadow(f.swap, f.nr, lv.nonresident_age)
 
     def workingset_refault(self, lv: Lruvec, shadow: int, nr: int) -> bool:
         """workingset_refault() for anon: activate only if the refault distance fits in the
