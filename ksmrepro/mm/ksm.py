@@ -352,16 +352,8 @@ class Ksm:
         flags cleared), unlink the node from the tree or its chain."""
         k = self.k
         for i, item in enumerate(node.hlist):
-            if i + 1 < len(node.hlist):
-                self.pages_sharing -= 1
-            else:
-                self.pages_shared -= 1
-            item.mm.ksm_merging_pages -= 1
-            node.rmap_hlist_len -= 1
-            item.anon_vma = None
-            item.head = None
-            item.flags = 0
-            item.linear_page_index = None
+            self._uncount(item, node, last=i + 1 == len(node.hlist))
+            self._leave_stable_tree(item)
         node.hlist = []
         if k.tracing:
             k.trace("remove_node_from_stable_tree", f"{node} (KSM folio gone) removed",
@@ -505,25 +497,36 @@ class Ksm:
             assert node is not None
             if self.ksm_get_folio(node) is not None:
                 node.hlist.remove(item)
-                if node.hlist:
-                    self.pages_sharing -= 1
-                else:
-                    self.pages_shared -= 1
-                item.mm.ksm_merging_pages -= 1
-                node.rmap_hlist_len -= 1
-            item.anon_vma = None
-            item.head = None
-            item.flags = 0
-            if self.k.switches.ksm_rmap_item_linear_page_index:
-                item.linear_page_index = None  # overlays oldchecksum/age: reset
-                item.oldchecksum = 0
-                item.age = 0
+                self._uncount(item, node, last=not node.hlist)
+            self._leave_stable_tree(item)
         elif item.flags & UNSTABLE_FLAG:
             age = (self.seqnr - item.seqnr) & SEQNR_MASK
             if age == 0:
                 self.unstable_tree.remove(item)
             self.pages_unshared -= 1
             item.flags = 0
+
+    def _uncount(self, item: KsmRmapItem, node: KsmStableNode, *, last: bool) -> None:
+        """The counters an item leaving ``node`` takes with it: the node's last item was its
+        pages_shared, every other one a pages_sharing."""
+        if last:
+            self.pages_shared -= 1
+        else:
+            self.pages_sharing -= 1
+        item.mm.ksm_merging_pages -= 1
+        node.rmap_hlist_len -= 1
+
+    def _leave_stable_tree(self, item: KsmRmapItem) -> None:
+        """put_anon_vma(), head and flags cleared.  With the linear_page_index field, which
+        overlays oldchecksum/age/remaining_skips on 64-bit, those are reset too."""
+        item.anon_vma = None
+        item.head = None
+        item.flags = 0
+        if self.k.switches.ksm_rmap_item_linear_page_index:
+            item.linear_page_index = None
+            item.oldchecksum = 0
+            item.age = 0
+            item.remaining_skips = 0
 
     def get_mergeable_page(self, item: KsmRmapItem) -> tuple[PteRun, int] | None:
         vma = self.find_mergeable_vma(item.mm, item.address)
