@@ -19,8 +19,8 @@ from ksmrepro.scenario.loader import (
     MACHINE_KEYS,
     STEP_SPECS,
     TOP_LEVEL_KEYS,
-    Requirement,
     ArgSpec,
+    Requirement,
     StepSpec,
 )
 
