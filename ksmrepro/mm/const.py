@@ -110,5 +110,14 @@ class SigSegv(Exception):
         super().__init__(self.message)
 
 
+def VM_BUG_ON(cond: object, what: str = "") -> None:  # noqa: N802 - the kernel's name
+    """include/linux/mmdebug.h VM_BUG_ON(): a broken kernel invariant is a bug in ksmrepro
+    (KernelBug, exit status 3), never a Python AssertionError (which -O would strip)."""
+    if cond:
+        from ksmrepro.errors import KernelBug
+
+        raise KernelBug(f"VM_BUG_ON: {what}" if what else "VM_BUG_ON")
+
+
 def page_align(n: int) -> int:
     return (n + PAGE_SIZE - 1) & PAGE_MASK

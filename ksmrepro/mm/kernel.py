@@ -18,6 +18,7 @@ from ksmrepro.mm.const import (
     PAGE_SHIFT,
     PAGE_SIZE,
     PROT,
+    VM_BUG_ON,
     VM_DONTCOPY,
     VM_FLAG_NAMES,
     VM_WIPEONFORK,
@@ -207,7 +208,7 @@ class Kernel:
 
     def mm_pte(self, mm: MmStruct, vpn: int) -> PteRun:
         e = mm.pt[vpn]
-        assert isinstance(e, PteRun)
+        VM_BUG_ON(not isinstance(e, PteRun), f"{mm.owner}: no present pte at vpn {vpn:#x}")
         return e
 
     def alloc_pages(self, n: int, task: Task) -> None:

@@ -16,6 +16,7 @@ from ksmrepro.mm.const import (
     PAGE_SHIFT,
     PAGE_SIZE,
     ULONG_MAX,
+    VM_BUG_ON,
     VM_DONTEXPAND,
     VM_HUGETLB,
     VM_IO,
@@ -494,7 +495,7 @@ class Ksm:
         """remove_rmap_item_from_tree()."""
         if item.flags & STABLE_FLAG:
             node = item.head
-            assert node is not None
+            VM_BUG_ON(node is None, "stable rmap_item without a stable node")
             if self.ksm_get_folio(node) is not None:
                 node.hlist.remove(item)
                 self._uncount(item, node, last=not node.hlist)
@@ -591,7 +592,6 @@ class Ksm:
             mm.ksm_zero_pages += 1
             mm.rss_anon -= 1
         else:
-            assert isinstance(kpage, Folio)
             kpage.mapcount += 1  # folio_add_anon_rmap_pte(kfolio, ..., RMAP_NONE)
             # mk_pte(kpage, vma->vm_page_prot): young on x86 (the switch: Hugh's pte_mkold)
             q = PteRun(mm, kpage, vpn, young=k.switches.ksm_replace_pte_young)
@@ -791,7 +791,7 @@ class Ksm:
             self.scan_idx = 0
         while True:
             slot = self.scan_slot
-            assert slot is not None
+            VM_BUG_ON(slot is None, "ksm_scan cursor lost")
             mm = slot.mm
             if mm.mm_users > 0:
                 for vma in mm.vmas:

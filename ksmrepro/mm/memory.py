@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ksmrepro.mm import content as C
 from ksmrepro.mm.const import (
     PAGE_SHIFT,
+    VM_BUG_ON,
     VM_READ,
     VM_WRITE,
     PG_active,
@@ -47,7 +48,7 @@ def split_folio_run(k: Kernel, f: Folio, at: int) -> tuple[Folio, Folio]:
 
     The smaller side becomes the new object, so splitting pages off either end of a
     large run costs O(1) page-table updates.  Nothing a kernel would observe changes."""
-    assert 0 < at < f.nr
+    VM_BUG_ON(not 0 < at < f.nr, f"split of a {f.nr}-folio run at {at}")
     low_new = at <= f.nr - at
     n_new = at if low_new else f.nr - at
     off_new = 0 if low_new else at

@@ -121,19 +121,19 @@ def vma_merge_new_range(k: Kernel, mm: MmStruct, start: int, end: int, flags: in
     """vma_merge_new_range(): a new range [start, end) joins ``prev`` and/or ``next``."""
     prev, nxt = _neighbours(mm, start, end)
     pages = (end - start) >> PAGE_SHIFT
-    m_prev = prev is not None and can_vma_merge_after(prev, flags, anon_vma, pgoff, None)
-    m_next = nxt is not None and can_vma_merge_before(nxt, flags, anon_vma, pgoff, pages, None)
-    if m_prev and m_next and not is_mergeable_anon_vma(prev.anon_vma, nxt.anon_vma, None):  # type: ignore[union-attr]
-        m_next = False
-    if m_prev:
-        assert prev is not None
+    if prev is not None and not can_vma_merge_after(prev, flags, anon_vma, pgoff, None):
+        prev = None
+    if nxt is not None and not can_vma_merge_before(nxt, flags, anon_vma, pgoff, pages, None):
+        nxt = None
+    if prev is not None and nxt is not None and \
+            not is_mergeable_anon_vma(prev.anon_vma, nxt.anon_vma, None):
+        nxt = None
+    if prev is not None:
         prev.vm_end = end
-        if m_next:
-            assert nxt is not None
+        if nxt is not None:
             _absorb(k, prev, nxt)
         return prev
-    if m_next:
-        assert nxt is not None
+    if nxt is not None:
         nxt.vm_start = start
         nxt.vm_pgoff = pgoff
         mm.vmas.sort(key=lambda v: v.vm_start)
