@@ -104,6 +104,27 @@ class MemControl:
             c.usage += nr
             c = c.parent
 
+    def chargeable(self, memcg: MemCgroup | None, nr: int, cpu: int) -> int:
+        """How many of ``nr`` pages can be charged now (at least 1): SIM-ONLY, so that a run
+        of folios is charged in the pieces that fit under memory.max, as folio-by-folio
+        charging would, reclaiming within the memcg when even one does not fit."""
+        c: MemCgroup | None = self.of(memcg)
+        fit = nr
+        while c is not None:
+            if c.memory_max is not None:
+                if c.usage + 1 > c.memory_max:
+                    self.try_charge(c, 1, cpu)  # reclaims (or OOMs) ...
+                    self.uncharge_pages(c, 1)  # ... only to make room: give it back
+                fit = min(fit, max(c.memory_max - c.usage, 1))
+            c = c.parent
+        return fit
+
+    def uncharge_pages(self, memcg: MemCgroup, nr: int) -> None:
+        c: MemCgroup | None = memcg
+        while c is not None:
+            c.usage -= nr
+            c = c.parent
+
     def uncharge(self, f: Folio) -> None:
         c = self.of(f.memcg)
         while c is not None:

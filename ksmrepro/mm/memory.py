@@ -177,6 +177,13 @@ def map_new_anon(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, con
     folio_add_new_anon_rmap(): exclusive, index = linear_page_index(), mapping = anon_vma;
     the pte comes from mk_pte(vm_page_prot): young; dirty and writable for a write fault."""
     mm = vma.vm_mm
+    if task.memcg is not None:
+        fit = k.memcg.chargeable(task.memcg, n, task.cpu)
+        if fit < n:  # SIM-ONLY: charge the run in the pieces memory.max lets through
+            map_new_anon(k, task, vma, vpn, fit, content, stride, write=write, active=active)
+            nxt = C.stamped(content, content[2] + fit) if stride else content
+            return map_new_anon(k, task, vma, vpn + fit, n - fit, nxt, stride, write=write,
+                                active=active)
     k.rmap.anon_vma_prepare(vma)
     k.charge(task, n)
     k.alloc_pages(n, task)
