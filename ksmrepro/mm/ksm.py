@@ -388,12 +388,14 @@ class Ksm:
         if do_prune:
             chain.chain_prune_time = now_ms
         best: tuple[KsmStableNode, Folio] | None = None
+        max_sharing = int(self.knobs["max_page_sharing"])
         for dup in list(chain.dups):
-            f = self.ksm_get_folio(dup)
-            if f is None:
+            f = dup.kfolio
+            if f is None or f.mapping is not dup:  # ksm_get_folio(): stale, removed
+                self.ksm_get_folio(dup)
                 continue
-            if self.is_page_sharing_candidate(dup) and (
-                    best is None or dup.rmap_hlist_len > best[0].rmap_hlist_len):
+            n = dup.rmap_hlist_len  # __is_page_sharing_candidate()
+            if 0 < n < max_sharing and (best is None or n > best[0].rmap_hlist_len):
                 best = (dup, f)
                 if not do_prune:
                     break
@@ -844,6 +846,10 @@ class Ksm:
             v += 1
         return end
 
+    # SIM-ONLY: consecutive visits whose outcome is already known are done in one loop (see
+    # _batch_visits); tests/mm/test_ksm_batch.py checks that this changes nothing observable.
+    batched = True
+
     def ksm_do_scan(self, scan_npages: int) -> int:
         """ksm_do_scan(): at most one full scan completes per batch.  Returns pages visited."""
         n = 0
@@ -855,7 +861,205 @@ class Ksm:
             self.cmp_and_merge_page(p, vpn, item)
             self.pages_scanned += 1
             n += 1
+            if self.batched and n < scan_npages and not self.k.tracing:
+                n += self._batch_visits(item, scan_npages - n)
         return n
+
+    def _merge_target(self, prev: KsmRmapItem) -> tuple[KsmStableNode, Folio] | None:
+        """The stable node that stable_tree_search() would resolve every identical page to,
+        if that is certain: the node ``prev`` just joined, when it is the only entry of the
+        stable tree, or the first dup of the only chain while no prune is due
+        (stable_node_dup() then takes the first sharing candidate; a prune could remove or
+        reorder dups, and a chain of one dup collapses)."""
+        node = prev.head
+        if node is None or node.kfolio is None or node.kfolio.mapping is not node \
+                or self.knobs["use_zero_pages"]:
+            return None
+        entry = node.parent if node.parent is not None else node
+        if len(self.stable_tree) != 1 or self.stable_tree[0] is not entry:
+            return None
+        if entry.chain:
+            prune_due = (self.k.now // 1_000_000 - entry.chain_prune_time
+                         >= int(self.knobs["stable_node_chains_prune_millisecs"]))
+            if entry.dups[0] is not node or len(entry.dups) < 2 or prune_due:
+                return None
+        return node, node.kfolio
+
+    def _batch_visits(self, prev: KsmRmapItem, budget: int) -> int:
+        """SIM-ONLY: the next visits of this vma, for as long as each is one of three cases
+        whose every effect is known in advance, done without the general path:
+
+        * steady state: a KSM page whose rmap_item already hangs on its stable node
+          (cmp_and_merge_page() returns at once);
+        * first visit: a new rmap_item for a page that is not KSM (its checksum is stored);
+        * merge into the node ``prev`` just joined (see _merge_target): an unchanged page
+          identical to that KSM page, merged by write_protect_page() + replace_page().
+
+        The first visit that is anything else (an absent page, a stale rmap_item, a skip, a
+        checksum change, a full node, ...) is left to the general path.  Returns the visits
+        done."""
+        k = self.k
+        slot = self.scan_slot
+        if slot is None:
+            return 0
+        mm = slot.mm
+        vma = k.find_vma(mm, self.scan_address)
+        if vma is None or vma.vm_start > self.scan_address or not vma.vm_flags & VM_MERGEABLE \
+                or vma.anon_vma is None:
+            return 0
+        smart = bool(k.switches.ksm_smart_scan and int(self.knobs["smart_scan"]))
+        target = self._merge_target(prev)
+        lst = slot.rmap_list
+        pt = mm.pt
+        tables = pt.tables
+        end = vma.vm_end
+        done = 0
+        while done < budget:
+            addr = self.scan_address
+            if addr >= end:
+                break
+            vpn = addr >> PAGE_SHIFT
+            e = pt.get(vpn)
+            if not isinstance(e, PteRun):
+                break
+            f = e.folio
+            m = f.mapping
+            if m is None:
+                break
+            idx = self.scan_idx
+            item = lst[idx] if idx < len(lst) else None
+            n = 0
+            if m.IS_KSM:  # steady state: as many as follow
+                limit = min(budget - done, len(lst) - idx, (end - addr) >> PAGE_SHIFT)
+                while n < limit:
+                    it = lst[idx + n]
+                    v = vpn + n
+                    t = tables.get(v >> 9)
+                    q = t[v & 511] if t is not None else None
+                    if it.address != addr + (n << PAGE_SHIFT) or q is None \
+                            or q.__class__ is not PteRun or it.head is not q.folio.mapping:
+                        break
+                    n += 1
+            elif item is None or item.address > addr:  # first visits, up to the next item
+                stop = min(e.vpn + f.nr, end >> PAGE_SHIFT, vpn + budget - done)
+                if item is not None:
+                    stop = min(stop, item.address >> PAGE_SHIFT)
+                n = self._first_visits(e, vpn, stop, idx, smart)
+            elif item.address == addr and target is not None:  # merges into the target
+                n = self._merge_stretch(e, vpn, idx, end, budget - done, target, smart)
+                if n:
+                    self._merge_apply(e, vpn, idx, n, target, vma, smart)
+            if not n:
+                break
+            self.scan_idx = idx + n
+            self.scan_address = addr + (n << PAGE_SHIFT)
+            self.pages_scanned += n
+            done += n
+        return done
+
+    def _first_visits(self, e: PteRun, vpn: int, stop: int, idx: int, smart: bool) -> int:
+        """get_next_rmap_item() allocating a new item for each page of ``[vpn, stop)`` (all in
+        ``e``'s run), should_skip_rmap_item() aging it, cmp_and_merge_page() storing the
+        checksum.  A checksum of 0 equals a new item's oldchecksum: left to the general path."""
+        f = e.folio
+        mm = e.mm
+        if not f.stride:  # one content, one checksum for the whole run
+            cs = C.calc_checksum(f.content)
+            if cs == 0:
+                return 0
+            items = [KsmRmapItem(mm, v << PAGE_SHIFT) for v in range(vpn, stop)]
+            for it in items:
+                it.oldchecksum = cs
+        else:
+            items = []
+            for v in range(vpn, stop):
+                cs = C.calc_checksum(f.page_content(v - e.vpn))
+                if cs == 0:
+                    break
+                it = KsmRmapItem(mm, v << PAGE_SHIFT)
+                it.oldchecksum = cs
+                items.append(it)
+        if smart:
+            for it in items:
+                it.age = 1
+        n = len(items)
+        self.scan_slot.rmap_list[idx:idx] = items  # type: ignore[union-attr]
+        self.ksm_rmap_items += n
+        mm.ksm_rmap_items += n
+        return n
+
+    def _merge_stretch(self, e: PteRun, vpn: int, idx: int, end: int, budget: int,
+                       target: tuple[KsmStableNode, Folio], smart: bool) -> int:
+        """How many pages from ``vpn`` on, all in ``e``'s folio run, the general path would
+        each merge into ``target``: rmap_items of the last scan with that checksum, not to be
+        skipped, content identical, room on the node, and a folio write_protect_page() accepts
+        (mapped once, in no per-CPU batch nor swap cache)."""
+        tnode, kfolio = target
+        f = e.folio
+        if f.mapcount != 1 or f.cpu >= 0 or f.swap >= 0 or len(f.ptes) != 1:
+            return 0
+        kcontent = kfolio.content
+        uniform = not f.stride
+        if uniform and f.content != kcontent:
+            return 0
+        kcs = C.calc_checksum(kcontent)
+        lst = self.scan_slot.rmap_list  # type: ignore[union-attr]
+        limit = min(e.vpn + f.nr, end >> PAGE_SHIFT, vpn + budget,
+                    vpn + int(self.knobs["max_page_sharing"]) - tnode.rmap_hlist_len)
+        limit = min(limit - vpn, len(lst) - idx)
+        n = 0
+        addr = vpn << PAGE_SHIFT
+        while n < limit:
+            it = lst[idx + n]
+            if it.address != addr or it.flags or it.oldchecksum != kcs:
+                break
+            if smart and it.age >= 3 and it.remaining_skips:
+                break  # it would be skipped
+            if not uniform and f.page_content(vpn + n - e.vpn) != kcontent:
+                break
+            n += 1
+            addr += PAGE_SIZE
+        return n
+
+    def _merge_apply(self, e: PteRun, vpn: int, idx: int, n: int,
+                     target: tuple[KsmStableNode, Folio], vma: VmAreaStruct, smart: bool
+                     ) -> None:
+        """What the general path does to ``n`` such pages: should_skip_rmap_item()'s aging,
+        write_protect_page() + replace_page() (the KSM page mapped at each address, the old
+        folios freed), try_to_merge_with_ksm_page() and stable_tree_append()."""
+        k = self.k
+        tnode, kfolio = target
+        mm = e.mm
+        if e.folio.nr != n:
+            e = k.memory.isolate_pages(k, e, vpn, n)
+        old = e.folio
+        items = self.scan_slot.rmap_list[idx:idx + n]  # type: ignore[union-attr]
+        young = k.switches.ksm_replace_pte_young
+        ptes = [PteRun(mm, kfolio, v, young) for v in range(vpn, vpn + n)]
+        mm.pt.set_many(vpn, ptes)
+        av = vma.anon_vma
+        lpi = k.switches.ksm_rmap_item_linear_page_index
+        for it in items:
+            if smart:
+                age = it.age
+                if age != 255:
+                    it.age = age + 1
+                if age >= 3:
+                    it.remaining_skips = 1 if age <= 3 else 2 if age <= 5 else 4 if age <= 8 else 8
+            it.anon_vma = av
+            if lpi:
+                it.linear_page_index = linear_page_index(vma, it.address)
+            it.head = tnode
+            it.flags |= STABLE_FLAG
+        kfolio.ptes.extend(ptes)
+        kfolio.mapcount += n
+        old.ptes.remove(e)
+        old.mapcount = 0
+        k.folio_put_unmapped(old)
+        tnode.hlist[0:0] = items[::-1]  # each added at the head, in scan order
+        tnode.rmap_hlist_len += n
+        self.pages_sharing += n
+        mm.ksm_merging_pages += n
 
     def wake_ksmd(self, interrupt: bool = False) -> None:
         """wake_up_interruptible(&ksm_thread_wait / &ksm_iter_wait): ksmd runs now if idle;

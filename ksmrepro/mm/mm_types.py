@@ -86,7 +86,7 @@ class PteRun:
 
     __slots__ = ("folio", "vpn", "young", "dirty", "write", "mm")
 
-    def __init__(self, mm: MmStruct, folio: Folio, vpn: int, *, young: bool = True,
+    def __init__(self, mm: MmStruct, folio: Folio, vpn: int, young: bool = True,
                  dirty: bool = False, write: bool = False) -> None:
         self.mm = mm
         self.folio = folio

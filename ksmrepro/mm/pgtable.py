@@ -66,6 +66,17 @@ class PageTable:
             self._table(start >> _SHIFT)[lo:lo + n] = [e] * n
             start += n
 
+    def set_many(self, start: int, entries: list[Any]) -> None:
+        """Entries ``start``, ``start + 1``, ... become ``entries`` (one object each)."""
+        i = 0
+        n = len(entries)
+        while i < n:
+            v = start + i
+            lo = v & _MASK
+            m = min(PTRS_PER_PTE - lo, n - i)
+            self._table(v >> _SHIFT)[lo:lo + m] = entries[i:i + m]
+            i += m
+
     def clear_range(self, start: int, end: int) -> None:
         self.set_range(start, end, None)
 
