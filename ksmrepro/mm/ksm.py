@@ -70,14 +70,14 @@ class KsmRmapItem:
     __slots__ = ("mm", "address", "flags", "seqnr", "anon_vma", "oldchecksum", "age",
                  "remaining_skips", "head", "linear_page_index")
 
-    def __init__(self, mm: MmStruct, address: int) -> None:
+    def __init__(self, mm: MmStruct, address: int, oldchecksum: int = 0, age: int = 0) -> None:
         self.mm = mm
         self.address = address
         self.flags = 0  # UNSTABLE_FLAG | STABLE_FLAG
         self.seqnr = 0  # address & SEQNR_MASK: the scan that put it in the unstable tree
         self.anon_vma: Any = None
-        self.oldchecksum = 0
-        self.age = 0
+        self.oldchecksum = oldchecksum
+        self.age = age
         self.remaining_skips = 0
         self.head: KsmStableNode | None = None
         self.linear_page_index: int | None = None
@@ -931,15 +931,17 @@ class Ksm:
             n = 0
             if m.IS_KSM:  # steady state: as many as follow
                 limit = min(budget - done, len(lst) - idx, (end - addr) >> PAGE_SHIFT)
+                a = addr
                 while n < limit:
                     it = lst[idx + n]
-                    v = vpn + n
+                    v = a >> PAGE_SHIFT
                     t = tables.get(v >> 9)
                     q = t[v & 511] if t is not None else None
-                    if it.address != addr + (n << PAGE_SHIFT) or q is None \
-                            or q.__class__ is not PteRun or it.head is not q.folio.mapping:
+                    if it.address != a or q is None or q.__class__ is not PteRun \
+                            or it.head is not q.folio.mapping:
                         break
                     n += 1
+                    a += PAGE_SIZE
             elif item is None or item.address > addr:  # first visits, up to the next item
                 stop = min(e.vpn + f.nr, end >> PAGE_SHIFT, vpn + budget - done)
                 if item is not None:
@@ -963,25 +965,20 @@ class Ksm:
         checksum.  A checksum of 0 equals a new item's oldchecksum: left to the general path."""
         f = e.folio
         mm = e.mm
+        age = 1 if smart else 0  # should_skip_rmap_item() ages a new item from 0 to 1
         if not f.stride:  # one content, one checksum for the whole run
             cs = C.calc_checksum(f.content)
             if cs == 0:
                 return 0
-            items = [KsmRmapItem(mm, v << PAGE_SHIFT) for v in range(vpn, stop)]
-            for it in items:
-                it.oldchecksum = cs
+            items = [KsmRmapItem(mm, a, cs, age)
+                     for a in range(vpn << PAGE_SHIFT, stop << PAGE_SHIFT, PAGE_SIZE)]
         else:
             items = []
             for v in range(vpn, stop):
                 cs = C.calc_checksum(f.page_content(v - e.vpn))
                 if cs == 0:
                     break
-                it = KsmRmapItem(mm, v << PAGE_SHIFT)
-                it.oldchecksum = cs
-                items.append(it)
-        if smart:
-            for it in items:
-                it.age = 1
+                items.append(KsmRmapItem(mm, v << PAGE_SHIFT, cs, age))
         n = len(items)
         self.scan_slot.rmap_list[idx:idx] = items  # type: ignore[union-attr]
         self.ksm_rmap_items += n
