@@ -28,10 +28,12 @@ bench: $(STAMP)
 test-real: $(STAMP)
 	$(BIN)/python -m pytest -q -m realkernel tests/realkernel
 
-## make lint: ruff over the package (ruff is installed on demand)
+## make lint: ruff over the package, mypy over the simulated kernel and the runner
+## (installed on demand; not part of make test)
 lint: $(STAMP)
-	$(BIN)/pip install --quiet ruff
-	$(BIN)/ruff check ksmrepro
+	$(BIN)/pip install --quiet ruff mypy types-PyYAML
+	$(BIN)/ruff check ksmrepro/mm ksmrepro/runner ksmrepro/models ksmrepro/bench.py
+	$(BIN)/mypy --ignore-missing-imports ksmrepro/mm ksmrepro/runner
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ksmrepro.errors import KernelBug
 from ksmrepro.mm import content as C
 from ksmrepro.mm.const import (
     PAGE_SHIFT,
     PAGE_SIZE,
     ULONG_MAX,
-    VM_BUG_ON,
     VM_DONTEXPAND,
     VM_HUGETLB,
     VM_IO,
@@ -497,7 +497,8 @@ class Ksm:
         """remove_rmap_item_from_tree()."""
         if item.flags & STABLE_FLAG:
             node = item.head
-            VM_BUG_ON(node is None, "stable rmap_item without a stable node")
+            if node is None:
+                raise KernelBug("VM_BUG_ON: a stable rmap_item without a stable node")
             if self.ksm_get_folio(node) is not None:
                 node.hlist.remove(item)
                 self._uncount(item, node, last=not node.hlist)
@@ -593,7 +594,7 @@ class Ksm:
             self.ksm_zero_pages += 1
             mm.ksm_zero_pages += 1
             mm.rss_anon -= 1
-        else:
+        elif isinstance(kpage, Folio):
             kpage.mapcount += 1  # folio_add_anon_rmap_pte(kfolio, ..., RMAP_NONE)
             # mk_pte(kpage, vma->vm_page_prot): young on x86 (the switch: Hugh's pte_mkold)
             q = PteRun(mm, kpage, vpn, young=k.switches.ksm_replace_pte_young)
@@ -793,7 +794,8 @@ class Ksm:
             self.scan_idx = 0
         while True:
             slot = self.scan_slot
-            VM_BUG_ON(slot is None, "ksm_scan cursor lost")
+            if slot is None:
+                raise KernelBug("VM_BUG_ON: the ksm_scan cursor is lost")
             mm = slot.mm
             if mm.mm_users > 0:
                 for vma in mm.vmas:
@@ -1237,6 +1239,11 @@ class Ksm:
                     skipped=stats.get("skipped", 0),
                     items=[r for r in items if r["pass"] == 1 or r["visited"]])
 
+    def ksm_might_need_to_copy_ok(self, f: Folio) -> bool:
+        """ksm_might_need_to_copy(): a KSM folio found in the swap cache is mapped again as
+        it is while its stable node lives and KSM is not unmerging; otherwise it is copied."""
+        return isinstance(f.mapping, KsmStableNode) and not self.run & KSM_RUN_UNMERGE
+
     # --- counters --------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
         shared, sharing, unshared = self.pages_shared, self.pages_sharing, self.pages_unshared
@@ -1277,11 +1284,3 @@ def _vma_str(vma: VmAreaStruct) -> str:
     return (f"{vma.vm_mm.owner} [{vma.vm_start:#x}, {vma.vm_end:#x}) pgoff {vma.vm_pgoff:#x} "
             f"(avc pgoff [{vma.vm_pgoff:#x}, {vma.vm_pgoff + vma.pages() - 1:#x}])")
 
-
-def _might_need_to_copy_ok(self: Ksm, f: Folio) -> bool:
-    """ksm_might_need_to_copy(): a KSM folio found in the swap cache is mapped again as it
-    is while its stable node lives and KSM is not unmerging; otherwise it is copied."""
-    return isinstance(f.mapping, KsmStableNode) and not self.run & KSM_RUN_UNMERGE
-
-
-Ksm.ksm_might_need_to_copy_ok = _might_need_to_copy_ok  # type: ignore[attr-defined]

@@ -126,7 +126,7 @@ class MemControl:
             c = c.parent
 
     def uncharge(self, f: Folio) -> None:
-        c = self.of(f.memcg)
+        c: MemCgroup | None = self.of(f.memcg)
         while c is not None:
             c.usage -= f.nr
             c = c.parent

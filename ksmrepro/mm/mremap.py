@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ksmrepro.errors import KernelBug
 from ksmrepro.mm import vma as V
-from ksmrepro.mm.const import MREMAP, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE, VM_BUG_ON, Errno, page_align
+from ksmrepro.mm.const import MREMAP, PAGE_SHIFT, PAGE_SIZE, TASK_SIZE, Errno, page_align
 from ksmrepro.mm.mm_types import PteRun, SwapRun, Task, VmAreaStruct
 
 if TYPE_CHECKING:
@@ -129,8 +130,10 @@ def move_vma(k: Kernel, task: Task, vma: VmAreaStruct, old_addr: int, old_len: i
     # VM_MERGEABLE clearing, so the vma keeps it and the moved pages can merge again.
     dummy = vma.vm_flags
     k.ksm.ksm_madvise(vma, old_addr, old_addr + old_len, "MADV_UNMERGEABLE", dummy)
-    vma = V.vma_lookup(mm, old_addr)  # break_ksm may not change vmas, but be safe
-    VM_BUG_ON(vma is None, f"move_vma: no vma at {old_addr:#x} after unmerging")
+    src = V.vma_lookup(mm, old_addr)  # break_ksm does not change vmas; look again anyway
+    if src is None:
+        raise KernelBug(f"VM_BUG_ON: move_vma: no vma at {old_addr:#x} after unmerging")
+    vma = src
     new_pgoff = vma.vm_pgoff + ((old_addr - vma.vm_start) >> PAGE_SHIFT)
     new_vma = copy_vma(k, vma, new_addr, new_len, new_pgoff)
     move_page_tables(k, mm, old_addr, new_addr, old_len)

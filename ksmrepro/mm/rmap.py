@@ -79,7 +79,8 @@ class Rmap:
         prv = mm.vmas[i - 1] if i > 0 else None
         for cand, ok in ((nxt, nxt is not None and self.anon_vma_compatible(vma, nxt)),
                          (prv, prv is not None and self.anon_vma_compatible(prv, vma))):
-            if ok and cand.anon_vma is not None and len(cand.anon_vma_chain) == 1:
+            if ok and cand is not None and cand.anon_vma is not None \
+                    and len(cand.anon_vma_chain) == 1:
                 return cand.anon_vma
         return None
 
