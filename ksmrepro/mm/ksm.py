@@ -692,21 +692,30 @@ class Ksm:
         self.remove_rmap_item_from_tree(item)
         return True
 
+    def _checksum_gate(self, item: KsmRmapItem, p: PteRun, vpn: int) -> bool:
+        """cmp_and_merge_page()'s checksum gate: a page whose checksum changed since the last
+        visit (a new item's oldchecksum is 0) is left alone this time; an unchanged empty
+        page may merge with the zero page.  True when the unstable tree is to be tried."""
+        checksum = C.calc_checksum(self._content_of(p, vpn))
+        if item.oldchecksum != checksum:
+            item.oldchecksum = checksum
+            return False
+        return not self.try_to_merge_with_zero_page(item, p, vpn)
+
     def cmp_and_merge_page(self, p: PteRun, vpn: int, item: KsmRmapItem) -> None:
-        """cmp_and_merge_page()."""
+        """cmp_and_merge_page().  Since v6.11 a page that is not KSM meets the checksum gate
+        first; before, the stable tree was searched first and the gate only guarded the
+        unstable tree (switch ``ksm_checksum_before_stable_search``)."""
         k = self.k
         f = p.folio
         stable_node = f.mapping if folio_test_ksm(f) else None
+        checksum_first = k.switches.ksm_checksum_before_stable_search
         if stable_node is not None:
             if item.head is stable_node:
                 return
-        else:
+        elif checksum_first:
             self.remove_rmap_item_from_tree(item)
-            checksum = C.calc_checksum(self._content_of(p, vpn))
-            if item.oldchecksum != checksum:
-                item.oldchecksum = checksum
-                return
-            if self.try_to_merge_with_zero_page(item, p, vpn):
+            if not self._checksum_gate(item, p, vpn):
                 return
         kfolio = self.stable_tree_search(p, vpn)
         if kfolio is p.folio and item.head is stable_node:
@@ -720,6 +729,8 @@ class Ksm:
                             f"{item.mm.owner}:{item.address:#x} merged into KSM folio pfn "
                             f"{kfolio.pfn:#x} ({kfolio.mapping})", pfn=kfolio.pfn)
             return
+        if not checksum_first and not self._checksum_gate(item, p, vpn):
+            return  # before v6.11: the gate after a fruitless stable tree search
         found = self.unstable_tree_search_insert(item, p, vpn)
         if found is None:
             return
@@ -910,6 +921,7 @@ class Ksm:
                 or vma.anon_vma is None:
             return 0
         smart = bool(k.switches.ksm_smart_scan and int(self.knobs["smart_scan"]))
+        checksum_first = k.switches.ksm_checksum_before_stable_search
         target = self._merge_target(prev)
         lst = slot.rmap_list
         pt = mm.pt
@@ -945,6 +957,8 @@ class Ksm:
                     n += 1
                     a += PAGE_SIZE
             elif item is None or item.address > addr:  # first visits, up to the next item
+                if not checksum_first:
+                    break  # before v6.11 a first visit searches the stable tree too
                 stop = min(e.vpn + f.nr, end >> PAGE_SHIFT, vpn + budget - done)
                 if item is not None:
                     stop = min(stop, item.address >> PAGE_SHIFT)

@@ -38,6 +38,11 @@ class Switches:
     ksm_replace_pte_young: bool = True
     # mm/ksm.c try_to_merge_one_page(): folio_mark_accessed() on the folio that becomes KSM.
     ksm_kpage_mark_accessed: bool = True
+    # mm/ksm.c cmp_and_merge_page(): a page that is not KSM passes the checksum gate before
+    # stable_tree_search() (d58a361b0350 "mm/ksm: don't waste time searching stable tree for
+    # fast changing page", v6.11).  Before it, every page was looked up in the stable tree
+    # first, so a page identical to a KSM page merged on its first visit.
+    ksm_checksum_before_stable_search: bool = True
     # mm/ksm.c ksm_fork() (upstream 4d6fc29f3634, v6.18): the child's ksm_merging_pages and
     # ksm_rmap_items start at 0 instead of the parent's values.
     ksm_fork_resets_counters: bool = True

@@ -18,6 +18,7 @@ V6_1 = Base(
     switches=Switches(
         lru_batch_size=15,  # include/linux/pagevec.h PAGEVEC_SIZE in 6.1
         ksm_smart_scan=False,  # should_skip_rmap_item() arrived in v6.7
+        ksm_checksum_before_stable_search=False,  # d58a361b0350 is v6.11
         ksm_fork_resets_counters=False,  # 4d6fc29f3634 is v6.18
         ksm_range_walk=False,  # the KSM range walk is v6.19
         ksm_prctl_merge_any=False,  # PR_SET_MEMORY_MERGE arrived in v6.4
@@ -25,6 +26,7 @@ V6_1 = Base(
     ),
     summary=(
         "Debian's 6.1: PAGEVEC_SIZE 15, no smart scan, every address probed by ksmd, "
+        "the stable tree searched before the checksum gate, "
         "CONFIG_LRU_GEN=y without CONFIG_LRU_GEN_ENABLED (classic LRU unless switched on)."
     ),
 )

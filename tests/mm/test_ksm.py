@@ -182,6 +182,37 @@ def test_smart_scan_skips_pages_that_never_merge():
     assert counters(sr61)["pages_skipped"] == 0  # no smart scan before v6.7
 
 
+@pytest.mark.parametrize("model, after_one_pass", [
+    ("v6.1", (1, 1)),  # stable_tree_search() first: merged at the first visit
+    ("v7.0-rc6", (1, 0)),  # d58a361b0350 (v6.11): the checksum gate comes first
+])
+def test_moved_copy_of_a_ksm_page_remerges_at_first_visit_before_v6_11(model, after_one_pass):
+    # Hugh's mremap: the moved page is CoW'd off the KSM folio by prep_move_vma()'s
+    # MADV_UNMERGEABLE; ksmd's next pass frees the stale item at a+P and visits a+2P anew
+    sr = run_steps("""
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+        - mmap: {as: a, length: 3 pages}
+        - madvise: {addr: a, length: 3 pages, advice: MADV_MERGEABLE}
+        - memset: {addr: a, value: 0x77, length: 2 pages}
+        - ksm_wait: {full_scans: 2}
+        - mremap: {old_addr: a + 1 page, old_size: 1 page, new_size: 1 page,
+                   flags: [MREMAP_MAYMOVE, MREMAP_FIXED], new_addr: a + 2 pages}
+        - print: [pages_shared, pages_sharing]
+        - ksm_wait: {full_scans: 1}
+        - print: [pages_shared, pages_sharing]
+        - ksm_wait: {full_scans: 1}
+        - print: [pages_shared, pages_sharing]
+    """, model=model)
+    before, one, two = (tuple(o.values.values()) for o in sr.result.observations)
+    assert before == (1, 1)  # counters lag the unmerge
+    assert one == after_one_pass
+    assert two == (1, 1)
+    a = name(sr, "a")
+    k0, _ = folio_at(sr, a)
+    k2, _ = folio_at(sr, a + 2 * P)
+    assert k0 is k2 and folio_test_ksm(k0) and k0.mapcount == 2
+
+
 def test_fork_child_counters_reset_since_v6_18_but_inherited_on_v6_1():
     steps = TWO + """
         - ksm_wait: {full_scans: 2}
