@@ -41,7 +41,6 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 # Fallbacks for YAML that does not parse: its error must still be reported when it
 # is meant to be a scenario, so decide on the top-level keys as text.
 _STEPS_KEY = re.compile(r"^steps[ \t]*:", re.MULTILINE)
-_KIND_MODELS = re.compile(r"^kind[ \t]*:[ \t]*['\"]?models\b", re.MULTILINE)
 
 
 def in_models_dir(path: str | os.PathLike[str]) -> bool:
@@ -58,7 +57,9 @@ def looks_like_scenario(text: str) -> bool:
     try:
         data = yaml.load(text, Loader=loader)
     except yaml.YAMLError:
-        return bool(_STEPS_KEY.search(text)) and not _KIND_MODELS.search(text)
+        from ksmrepro.models.userfile import declares_kind_models
+
+        return bool(_STEPS_KEY.search(text)) and not declares_kind_models(text)
     return isinstance(data, dict) and "steps" in data and data.get("kind") != "models"
 
 

@@ -21,9 +21,9 @@ from ksmrepro.cli import cli
 from ksmrepro.errors import ModelError
 from ksmrepro.models import registry
 from ksmrepro.runner.results import RunResult, StepFailure
+from tests.models.conftest import MINI_HUGH
 
 ROOT = Path(__file__).parents[1]
-MINI_HUGH = ROOT / "tests" / "models" / "data" / "mini-hugh.yaml"
 ADDRESS_RANGE_TITLE = "ksm: Optimize rmap_walk_ksm by passing a suitable address range"
 
 PRCTL = """\
@@ -58,18 +58,6 @@ series:
     base: v6.1
     patches: [ksm-pte-mkold, prctl-merge-any]
 """
-
-
-@pytest.fixture(autouse=True)
-def _builtin_registry():
-    registry.reset_user_models()
-    yield
-    registry.reset_user_models()
-
-
-@pytest.fixture(scope="module")
-def mini():
-    return collect.load(str(MINI_HUGH))
 
 
 @pytest.fixture

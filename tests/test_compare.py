@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from ksmrepro import collect
 from ksmrepro.analysis.compare import compare, compare_results, run_models
 from ksmrepro.analysis.tracediff import first_divergence
 from ksmrepro.cli import cli
-from ksmrepro.models import registry
 from ksmrepro.runner.results import Observation, RunResult, StepFailure, TraceEvent
+from tests.models.conftest import MINI_HUGH
 
-MINI_HUGH = Path(__file__).parent / "models" / "data" / "mini-hugh.yaml"
 GOOD, BAD = "v7.0-rc6+ksm-pte-mkold", "mm-2026-04+ksm-pte-mkold"
-
-
-@pytest.fixture(autouse=True)
-def _builtin_registry():
-    registry.reset_user_models()
-    yield
-    registry.reset_user_models()
-
-
-@pytest.fixture(scope="module")
-def mini():
-    return collect.load(str(MINI_HUGH))
 
 
 def ev(event: str, text: str, time_ns: int = 0, step: int = 1) -> TraceEvent:

@@ -1,7 +1,8 @@
 """mm/ksm.c: ksmd, the stable and unstable trees, rmap_items, and rmap_walk_ksm().
 
 Reference: mm/ksm.c at ~v6.12 plus the v6.19 range walk, 4d6fc29f3634 (ksm_fork
-counters) and the mm.git/mm-new rmap_walk_ksm series, each behind a model switch.
+counters) and the mm.git/mm-new rmap_walk_ksm series, each behind a model switch; the
+pre-v6.11 order of cmp_and_merge_page() (before d58a361b0350) is a switch too.
 Not modelled: NUMA (merge_across_nodes=0 only changes the counters' EBUSY rule),
 migrate_nodes, the scan-time advisor (its knobs are accepted: STUB), THP splitting.
 """

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MODEL_FILE_SUFFIXES",
+    "declares_kind_models",
     "is_model_file",
     "load_model_file",
     "ensure_model_files_near",
@@ -358,9 +359,15 @@ def is_model_file(path: str | os.PathLike[str]) -> bool:
     if p.suffix not in MODEL_FILE_SUFFIXES or not p.is_file():
         return False
     try:
-        return bool(_KIND_MODELS.search(p.read_text(encoding="utf-8")))
+        return declares_kind_models(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def declares_kind_models(text: str) -> bool:
+    """True when YAML text has a top-level ``kind: models`` line (decided on the text, so it
+    also answers for a file that does not parse)."""
+    return bool(_KIND_MODELS.search(text))
 
 
 def model_files_near(scenario_path: str | os.PathLike[str]) -> list[str]:

@@ -1,33 +1,18 @@
-"""Helpers for the export tests: loading scenario text, compiling and running C."""
+"""Helpers for the export tests: compiling and running C (``scenario_from`` is in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from ksmrepro.scenario.loader import load_scenario
-
 ROOT = Path(__file__).resolve().parents[2]
 GCC = shutil.which("gcc")
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-O2"]
-
-
-
-@pytest.fixture
-def scenario_from(tmp_path):
-    """Write YAML text to a file and load it as a scenario."""
-
-    def load(text: str, name: str = "s.yaml"):
-        path = tmp_path / name
-        path.write_text(textwrap.dedent(text))
-        return load_scenario(str(path))
-
-    return load
 
 
 @pytest.fixture

@@ -13,6 +13,20 @@ from ksmrepro.scenario import load_scenario_text
 
 P = 4096
 
+# Hugh's testcase (hugh-testcase-mail.txt) up to the mremap, and the mremap itself
+HUGH_PREFIX = """
+    - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+    - mmap: {as: base, length: 3 pages}
+    - madvise: {addr: base, length: 3 pages, advice: MADV_MERGEABLE}
+    - madvise: {addr: base, length: 3 pages, advice: MADV_DONTFORK}
+    - memset: {addr: base, value: 0x77, length: 2 pages}
+    - sleep: 1s
+"""
+HUGH_MREMAP = """
+    - mremap: {old_addr: base + 1 page, old_size: 1 page, new_size: 1 page,
+               flags: [MREMAP_MAYMOVE, MREMAP_FIXED], new_addr: base + 2 pages}
+"""
+
 
 def run_steps(steps: str, model: str = "v7.0-rc6", *, memory: str = "1G", swap: str = "2G",
               trace: bool = False) -> ScenarioRun:

@@ -5,7 +5,7 @@ import pytest
 from ksmrepro.errors import KernelBug
 from ksmrepro.mm.const import PG_referenced
 from ksmrepro.mm.mm_types import folio_test_ksm
-from tests.mm.conftest import P, folio_at, name, pte, run_steps
+from tests.mm.conftest import HUGH_MREMAP, HUGH_PREFIX, P, folio_at, name, pte, run_steps
 
 TWO = """
     - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
@@ -188,15 +188,8 @@ def test_smart_scan_skips_pages_that_never_merge():
 ])
 def test_moved_copy_of_a_ksm_page_remerges_at_first_visit_before_v6_11(model, after_one_pass):
     # Hugh's mremap: the moved page is CoW'd off the KSM folio by prep_move_vma()'s
-    # MADV_UNMERGEABLE; ksmd's next pass frees the stale item at a+P and visits a+2P anew
-    sr = run_steps("""
-        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
-        - mmap: {as: a, length: 3 pages}
-        - madvise: {addr: a, length: 3 pages, advice: MADV_MERGEABLE}
-        - memset: {addr: a, value: 0x77, length: 2 pages}
-        - ksm_wait: {full_scans: 2}
-        - mremap: {old_addr: a + 1 page, old_size: 1 page, new_size: 1 page,
-                   flags: [MREMAP_MAYMOVE, MREMAP_FIXED], new_addr: a + 2 pages}
+    # MADV_UNMERGEABLE; ksmd's next pass frees the stale item at base+P, visits base+2P anew
+    sr = run_steps(HUGH_PREFIX + HUGH_MREMAP + """
         - print: [pages_shared, pages_sharing]
         - ksm_wait: {full_scans: 1}
         - print: [pages_shared, pages_sharing]
@@ -207,9 +200,9 @@ def test_moved_copy_of_a_ksm_page_remerges_at_first_visit_before_v6_11(model, af
     assert before == (1, 1)  # counters lag the unmerge
     assert one == after_one_pass
     assert two == (1, 1)
-    a = name(sr, "a")
-    k0, _ = folio_at(sr, a)
-    k2, _ = folio_at(sr, a + 2 * P)
+    base = name(sr, "base")
+    k0, _ = folio_at(sr, base)
+    k2, _ = folio_at(sr, base + 2 * P)
     assert k0 is k2 and folio_test_ksm(k0) and k0.mapcount == 2
 
 

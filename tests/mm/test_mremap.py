@@ -2,20 +2,7 @@
 
 from ksmrepro.mm.const import PG_anon_exclusive
 from ksmrepro.mm.mm_types import folio_test_ksm, linear_page_index
-from tests.mm.conftest import P, folio_at, name, pte, run_steps, vmas
-
-HUGH_PREFIX = """
-    - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
-    - mmap: {as: base, length: 3 pages}
-    - madvise: {addr: base, length: 3 pages, advice: MADV_MERGEABLE}
-    - madvise: {addr: base, length: 3 pages, advice: MADV_DONTFORK}
-    - memset: {addr: base, value: 0x77, length: 2 pages}
-    - sleep: 1s
-"""
-HUGH_MREMAP = """
-    - mremap: {old_addr: base + 1 page, old_size: 1 page, new_size: 1 page,
-               flags: [MREMAP_MAYMOVE, MREMAP_FIXED], new_addr: base + 2 pages}
-"""
+from tests.mm.conftest import HUGH_MREMAP, HUGH_PREFIX, P, folio_at, name, pte, run_steps, vmas
 
 
 def test_hugh_mremap_keeps_the_old_linear_pgoff_and_folio_index():

@@ -6,17 +6,10 @@ import pytest
 from ksmrepro.mm.const import PG_active, PG_referenced, PG_swapcache, VM_LOCKED
 from ksmrepro.mm.mm_types import LRU_ACTIVE_ANON, LRU_INACTIVE_ANON, folio_test_ksm
 from ksmrepro.mm.vmscan import FOLIOREF_NAMES
-from tests.mm.conftest import P, SwapRun, folio_at, name, pte, run_steps
+from tests.mm.conftest import (HUGH_MREMAP, HUGH_PREFIX, P, SwapRun, folio_at, name, pte,
+                               run_steps)
 
-HUGH = """
-    - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
-    - mmap: {as: base, length: 3 pages}
-    - madvise: {addr: base, length: 3 pages, advice: MADV_MERGEABLE}
-    - madvise: {addr: base, length: 3 pages, advice: MADV_DONTFORK}
-    - memset: {addr: base, value: 0x77, length: 2 pages}
-    - sleep: 1s
-    - mremap: {old_addr: base + 1 page, old_size: 1 page, new_size: 1 page,
-               flags: [MREMAP_MAYMOVE, MREMAP_FIXED], new_addr: base + 2 pages}
+HUGH = HUGH_PREFIX + HUGH_MREMAP + """
     - sleep: 100ms
 """
 SMALL = {"memory": "64M", "swap": "128M"}

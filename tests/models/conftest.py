@@ -1,4 +1,4 @@
-"""Model tests: every test starts and ends with the built-in registry only."""
+"""Model tests: the data files (the built-in-registry-only fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ksmrepro.models import registry
-
 DATA = Path(__file__).parent / "data"
 MINI_HUGH = DATA / "mini-hugh.yaml"
-
-
-@pytest.fixture(autouse=True)
-def _builtin_registry():
-    registry.reset_user_models()
-    yield
-    registry.reset_user_models()
 
 
 @pytest.fixture
