@@ -150,4 +150,13 @@ class MemControl:
                                 f"{amount} bytes reclaimed")
                 retries -= 1
             nr_reclaimed += got
+            if self.k.tracing:
+                self.k.trace("memory_reclaim", f"{name}: try_to_free_mem_cgroup_pages() reclaimed "
+                             f"{got} page(s), {nr_reclaimed} of {nr_to_reclaim} so far, "
+                             f"{retries} fruitless retries left", reclaimed=got, retries=retries)
+            # Between two tries the writer can be preempted (signal_pending(), the reclaim's
+            # cond_resched()), and ksmd or kswapd, due meanwhile on the other CPU, run now
+            # (CUSTOM: kernel threads interleave with a long system call at this granularity,
+            # as they do with a pressure process every PRESSURE_CHUNK pages).
+            self.k.flush()
         return nr_reclaimed

@@ -151,3 +151,33 @@ def test_memcg_reclaim_only_counts_references_from_the_cgroups_own_mms():
     other = k.memcg.create("other", None)
     assert k.rmap.folio_referenced(f, other)[0] == 0 and f.ptes[0].young
     assert not folio_test_ksm(f)
+
+
+def test_ksmd_scans_between_the_tries_of_a_long_memory_reclaim():
+    # A write to memory.reclaim that swaps 16,384 pages takes ~85 ms of simulated time; ksmd,
+    # on the other CPU, wakes every 20 ms meanwhile and must see the memory as it is between
+    # the tries, not only after the write returns.
+    sr = run_steps("""
+        - cgroup: {name: t}
+        - cgroup_attach: {cgroup: t}
+        - mmap: {as: k, length: 2 pages}
+        - madvise: {addr: k, length: 2 pages, advice: MADV_MERGEABLE}
+        - memset: {addr: k, value: 0x77, length: 2 pages}
+        - mmap: {as: a, length: 64M}
+        - touch: {addr: a, length: 64M}
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+        - memory_reclaim: {cgroup: t, amount: 1G}
+          errno: EAGAIN
+    """, model="v6.1", memory="512M", swap="1G", trace=True)
+    assert sr.result.error is None
+    events = [e for e in sr.k.trace_events if e["step"] == 8]
+    rounds = [i for i, e in enumerate(events) if e["event"] == "memory_reclaim"]
+    scans = [i for i, e in enumerate(events) if e["event"] == "ksm_do_scan"]
+    # try 1 finds every page young, try 2 swaps them, then fruitless tries until EAGAIN
+    assert len(rounds) == 17 and events[rounds[1]]["data"]["reclaimed"] >= 16384
+    # full scans 2 and 3 fall due while try 2 swaps (a try's event is stamped with its end,
+    # a scan's with its own time): they run after try 2 and before try 3
+    assert len(scans) == 2 and all(rounds[1] < i < rounds[2] for i in scans)
+    t1, t2 = events[rounds[0]]["time_ns"], events[rounds[1]]["time_ns"]
+    assert t2 - t1 > 60_000_000
+    assert all(t1 < events[i]["time_ns"] < t2 for i in scans)
