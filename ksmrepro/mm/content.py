@@ -53,10 +53,25 @@ def stamped(c: Content, stamp: int) -> Content:
     return (fill, tuple((o, b) for o, b in patches if o >= _STAMP_LEN), stamp)
 
 
+def _head(c: Content) -> bytes:
+    """Bytes 0..7 of a page without patches: the stamp, or the fill byte."""
+    stamp = c[2]
+    if stamp is None:
+        return bytes((c[0],)) * _STAMP_LEN
+    return (stamp & 0xFFFF_FFFF_FFFF_FFFF).to_bytes(_STAMP_LEN, "big")
+
+
 def memcmp_pages(a: Content, b: Content) -> int:
     """<0, 0, >0 as memcmp(page_a, page_b, PAGE_SIZE) would answer."""
     if a == b:
         return 0
+    if not a[1] and not b[1]:  # no patches (memset, touch): the head, then the fills decide
+        ha, hb = _head(a), _head(b)
+        if ha != hb:
+            for x, y in zip(ha, hb):
+                if x != y:
+                    return x - y
+        return a[0] - b[0]
     # Offsets where either page is not its fill byte; elsewhere the fills decide.
     special = {o for o, _ in a[1]} | {o for o, _ in b[1]}
     if a[2] is not None or b[2] is not None:
