@@ -68,7 +68,7 @@ def memcmp_pages(a: Content, b: Content) -> int:
     if not a[1] and not b[1]:  # no patches (memset, touch): the head, then the fills decide
         ha, hb = _head(a), _head(b)
         if ha != hb:
-            for x, y in zip(ha, hb):
+            for x, y in zip(ha, hb, strict=True):
                 if x != y:
                     return x - y
         return a[0] - b[0]
