@@ -50,7 +50,10 @@ from ksmrepro.mm.vmscan import Vmscan
 
 @dataclass(frozen=True)
 class Costs:
-    """Simulated time, in ns, that each unit of work costs (docs/cost-model.md)."""
+    """Simulated time, in ns, that each unit of work costs (docs/cost-model.md).
+
+    The defaults are the ``native`` profile: round numbers of plausible magnitude for a
+    native machine, not fitted to any measurement."""
 
     syscall: int = 1_000
     fault: int = 700  # handle_mm_fault() of one page, with the LRU add
@@ -62,9 +65,37 @@ class Costs:
     scan: int = 200  # reclaim: one folio isolated and judged
     swap_out: int = 5_000  # one page written to swap
     swap_in: int = 8_000  # one page read from swap
+    reclaim_try: int = 0  # one try_to_free_pages() round, fixed part (priority loop, slabs)
+    observe: int = 0  # a print/expect: reading the counters and writing a line
     ksm_scan_batch: int = 5_000  # a ksm_do_scan() batch, fixed part
     ksm_page_visit: int = 1_500  # one rmap_item visited by ksmd
     kswapd_wakeup: int = 50_000  # from wakeup_kswapd() until kswapd runs
+
+
+# A 2-vCPU QEMU guest under TCG (binary translation), as the real-kernel observations were
+# made: fitted to the probe scenarios of docs/cost-model.md ("qemu-tcg"), timed by the guest's
+# CLOCK_MONOTONIC on Debian's 6.1.0-56-amd64.  Costs not measured are scaled from native by
+# the measured ratio of a neighbouring cost and say so.
+QEMU_TCG = Costs(
+    syscall=500_000,  # mmap/madvise/mremap/sysfs write + print: 1.0-1.5 ms, a print 0.5-1 ms
+    fault=15_000,  # fault + zero_page: 24.5 us per page (touching 64M)
+    zero_page=10_000,
+    copy_page=10_000,  # as zero_page (not measured)
+    write=10_000,  # rewriting 64M with memset: 10.7 us per page
+    touch=1_000,  # not measured: 50 x native, as write's ratio to its native cost is ~100
+    zap=2_000,  # not measured: 40 x native, as fault's
+    scan=10_000,  # memory.reclaim of 32M: 42-44 us per page swapped (scan + swap_out)
+    swap_out=32_000,
+    swap_in=40_000,  # not measured: as swap_out + the fault's extra
+    reclaim_try=250_000,  # memory.reclaim finding nothing: 16 tries + a print in 4-7 ms
+    observe=500_000,  # print to print with nothing between: 0.9-1.2 ms cold, 0.3-0.6 ms warm
+    ksm_scan_batch=4_300_000,  # 2-page full scans every 24.3 ms at sleep_millisecs=20
+    ksm_page_visit=25_000,  # 16,384 unique pages at pages_to_scan=1000: 0.8 s a full scan
+    kswapd_wakeup=1_000_000,  # not measured: 20 x native
+)
+
+COST_PROFILES: dict[str, Costs] = {"native": Costs(), "qemu-tcg": QEMU_TCG}
+"""``machine.costs`` profiles (names in ksmrepro.scenario.values.COST_PROFILES)."""
 
 
 class _SwapOps:

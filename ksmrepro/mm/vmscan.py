@@ -272,6 +272,7 @@ class Vmscan:
         (``target_memcg``: only its lruvecs, and only references from its mms count)."""
         sc = ScanControl(nr_to_reclaim=max(nr, SWAP_CLUSTER_MAX), cpu=cpu, proactive=proactive,
                          target_memcg=target_memcg)
+        self.k.tick_reclaim(self.k.costs.reclaim_try)
         return self.do_try_to_free_pages(lvs or self.k.all_lruvecs(), sc)
 
     def reclaim_pages(self, folios: list[Folio], cpu: int) -> int:

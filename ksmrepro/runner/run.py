@@ -11,7 +11,7 @@ from typing import Any
 
 from ksmrepro.errors import KernelBug
 from ksmrepro.mm.const import MREMAP, PAGE_SIZE, Errno, SigSegv
-from ksmrepro.mm.kernel import Kernel, OutOfMemory
+from ksmrepro.mm.kernel import COST_PROFILES, Kernel, OutOfMemory
 from ksmrepro.mm.madvise import sys_madvise, sys_mprotect
 from ksmrepro.mm.mmap import calc_vm_prot_bits, do_mmap, do_munmap
 from ksmrepro.mm.mremap import sys_mremap
@@ -56,7 +56,7 @@ class ScenarioRun:
         self.scenario = scenario
         self.model = model
         self.k = Kernel(model.switches, memory_bytes=m.memory, swap_bytes=m.swap, cpus=m.cpus,
-                        thp=m.thp, tracing=trace)
+                        thp=m.thp, tracing=trace, costs=COST_PROFILES[m.costs])
         for name, value in list(model.knobs) + list(scenario.ksm):
             self.k.ksm.knobs[name] = value if name == "advisor_mode" else int(value)
         self.observations: list[Observation] = []
@@ -232,6 +232,7 @@ class ScenarioRun:
         k = self.k
         k.flush()
         c = k.counters(task)
+        k.tick(k.costs.observe)  # reading the counters and writing the line take time too
         if isinstance(step, S.Print):
             names = step.counters or tuple(c)
             self.observations.append(Observation(

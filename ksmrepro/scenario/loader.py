@@ -143,6 +143,7 @@ KINDS: dict[str, str] = {
     "errno": "an errno name",
     "signal": "a signal name",
     "thp": "never, always or madvise",
+    "costs": "native or qemu-tcg",
 }
 """Value kinds of arguments, with what each expects (used in messages and the schema)."""
 
@@ -252,7 +253,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "description": "free text",
     "source": "where the testcase comes from (mail subject, lore link, commit)",
     "tags": "list of strings, for selecting scenarios in CI",
-    "machine": "the simulated machine: memory, swap, cpus, thp",
+    "machine": "the simulated machine: memory, swap, cpus, thp, costs",
     "ksm": "initial values of /sys/kernel/mm/ksm knobs",
     "models": "the behaviour models to run on when the command line names none",
     "known_failures": "model (expression) -> reason: its failing expectations are known",
@@ -265,6 +266,7 @@ MACHINE_KEYS: dict[str, tuple[str, str]] = {
     "swap": ("size", "swap space (default 2G; 0 = no swap)"),
     "cpus": ("count", "CPUs (default 2)"),
     "thp": ("thp", "transparent hugepages: never (default), always or madvise"),
+    "costs": ("costs", "the time cost profile: native (default) or qemu-tcg"),
 }
 """``machine:`` keys: kind and description."""
 
@@ -552,7 +554,7 @@ class _Loader:
 
     def machine_(self, node: Node) -> Machine:
         kw: dict[str, Any] = {}
-        expected = "a mapping (memory, swap, cpus, thp)"
+        expected = "a mapping (memory, swap, cpus, thp, costs)"
         for key, knode, vnode in self.mapping(node, "machine: ", expected):
             ctx = f"machine.{key}: "
             if key not in MACHINE_KEYS:
@@ -564,6 +566,8 @@ class _Loader:
                 kw[key] = size
             elif key == "cpus":
                 kw[key] = self.integer(vnode, ctx, "a number of CPUs >= 1", minimum=1)
+            elif key == "costs":
+                kw[key] = self.constant(vnode, ctx, V.COST_PROFILES, "cost profile")
             else:
                 kw[key] = self.constant(vnode, ctx, V.THP_MODES, "thp mode")
         return Machine(**kw)

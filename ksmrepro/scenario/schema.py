@@ -105,6 +105,7 @@ def kind_schemas() -> dict[str, _Schema]:
         "errno": {"enum": list(V.ERRNOS)},
         "signal": {"enum": list(V.SIGNALS)},
         "thp": {"enum": list(V.THP_MODES)},
+        "costs": {"enum": list(V.COST_PROFILES)},
     }
     for kind, schema in schemas.items():
         if kind in KINDS:

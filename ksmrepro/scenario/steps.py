@@ -275,6 +275,7 @@ class Machine:
     swap: int = 2 << 30
     cpus: int = 2
     thp: str = "never"
+    costs: str = "native"  # the cost profile of simulated time (docs/cost-model.md)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ __all__ = [
     "SIZE_PATTERN",
     "SYSFS_PATHS",
     "THP_MODES",
+    "COST_PROFILES",
     "anchored",
     "did_you_mean",
     "flags_pattern",
@@ -85,6 +86,8 @@ SIGNALS: tuple[str, ...] = ("SIGSEGV", "SIGBUS")
 """The signals a step may say it expects (``signal:``)."""
 
 THP_MODES: tuple[str, ...] = ("never", "always", "madvise")
+# ``machine.costs``: the simulated-time cost profiles (ksmrepro.mm.kernel.COST_PROFILES)
+COST_PROFILES: tuple[str, ...] = ("native", "qemu-tcg")
 """``machine.thp``: as /sys/kernel/mm/transparent_hugepage/enabled."""
 
 DUMP_WHAT: tuple[str, ...] = ("maps", "pages", "ksm")

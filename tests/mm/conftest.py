@@ -29,8 +29,8 @@ HUGH_MREMAP = """
 
 
 def run_steps(steps: str, model: str = "v7.0-rc6", *, memory: str = "1G", swap: str = "2G",
-              trace: bool = False) -> ScenarioRun:
-    text = (f"name: t\nmachine: {{memory: {memory}, swap: {swap}}}\nsteps:\n"
+              trace: bool = False, costs: str = "native") -> ScenarioRun:
+    text = (f"name: t\nmachine: {{memory: {memory}, swap: {swap}, costs: {costs}}}\nsteps:\n"
             + _normalise(steps))
     sr = ScenarioRun(load_scenario_text(text, "<test>"), resolve(model), trace=trace)
     sr.result = sr.run()

@@ -69,8 +69,8 @@ KNOWN_DISAGREEMENTS = {"real61-hugh-memcg-range.6.1.192-range.json"}
 
 
 @pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="swap writes are synchronous: the "
-                                            "KSM folio is freed before ksmd re-merges "
+    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="a race the model loses: reclaim swaps "
+                                            "the moved copy before ksmd merges it "
                                             "(docs/mglru-memcg.md)"))
     if p.name in KNOWN_DISAGREEMENTS else p for p in GOLDEN_FILES], ids=lambda p: p.name)
 def test_golden_file_agrees_with_its_reference_model(path):

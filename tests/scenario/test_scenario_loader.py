@@ -95,7 +95,7 @@ def test_all_steps_file_covers_every_step_type():
 def test_all_steps_values():
     scn = load_scenario(DATA / "all_steps.yaml")
     s = {st.index: st for st in scn.steps}
-    assert scn.machine == Machine(memory=2 * G, swap=0, cpus=4, thp="madvise")
+    assert scn.machine == Machine(memory=2 * G, swap=0, cpus=4, thp="madvise", costs="qemu-tcg")
     assert scn.ksm == (("run", 0), ("pages_to_scan", 1000), ("sleep_millisecs", 0),
                        ("advisor_mode", "scan-time"))
     assert scn.known_failures == (("v7.0-rc6", "example reason"),)
