@@ -487,7 +487,8 @@ class _Exporter:
                     f"{c_size(step.amount)}, {self._errno(step)});"]
         if isinstance(step, Dump):
             h.add("dump")
-            return [f"dump({int('maps' in step.what)}, {int('ksm' in step.what)});"]
+            return [f"dump({int('maps' in step.what)}, {int('pages' in step.what)}, "
+                    f"{int('ksm' in step.what)});"]
         raise ExportError(f"step {step.index}: {step.KEY!r} cannot be exported to C")
 
     def _cgroup(self, step: Step, name: str) -> str:

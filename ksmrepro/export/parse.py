@@ -82,6 +82,17 @@ def _fields(rest: str) -> tuple[dict[str, str], list[tuple[str, str]]]:
     return dict(pairs), pairs
 
 
+def _page_row(text: str) -> dict[str, Any]:
+    """One ``pages`` dump line (pagemap, kpageflags, kpagecount) as the model's dump rows
+    name things: addr, pte (present/swap), pfn, count, flags, ksm."""
+    row: dict[str, Any] = dict(t.split("=", 1) for t in text.split() if "=" in t)
+    if "count" in row:
+        row["count"] = int(row["count"])
+    if "flags" in row:
+        row["ksm"] = "ksm" in row["flags"].split(",")
+    return row
+
+
 def parse_output(scenario: Scenario, text: str, model: str | None = None) -> RealRunResult:
     """Judge a run of ``export_c(scenario)`` from its output.
 
@@ -97,11 +108,12 @@ def parse_output(scenario: Scenario, text: str, model: str | None = None) -> Rea
         if not m:
             continue
         rest = m.group(2).strip()
-        if m.group(1):  # KSMREPRO-DUMP step=N maps <text>
+        if m.group(1):  # KSMREPRO-DUMP step=N maps <text> | pages addr=... pte=...
             parts = rest.split(" ", 2)
             if len(parts) == 3 and parts[0].startswith("step="):
                 d = dumps.setdefault(int(parts[0][5:]), {"step": int(parts[0][5:])})
-                d.setdefault(parts[1], []).append(parts[2])
+                d.setdefault(parts[1], []).append(
+                    _page_row(parts[2]) if parts[1] == "pages" else parts[2])
             continue
         if rest.startswith("begin"):
             f, _ = _fields(rest)

@@ -604,8 +604,77 @@ static void memory_reclaim(const char *name, long long amount, int expected)
 }
 """, ("check", "write_file", "say")),
     "dump": ("""\
-/* `dump`: the process's mappings and KSM counters, as "KSMREPRO-DUMP" lines */
-static void dump(int maps, int ksm)
+/*
+ * `dump`: the process's mappings, its pages and the KSM counters, as
+ * "KSMREPRO-DUMP" lines.  Pages: every present or swapped page of the anonymous
+ * mappings (no pathname), at most DUMP_PAGES of them, from /proc/self/pagemap,
+ * with the flags of /proc/kpageflags and the count of /proc/kpagecount (the PFN
+ * reads 0 without CAP_SYS_ADMIN).
+ */
+#define DUMP_PAGES 256
+static void dump_pages(void)
+{
+	static const char *const kpf[] = {
+		"locked", "error", "referenced", "uptodate", "dirty", "lru", "active",
+		"slab", "writeback", "reclaim", "buddy", "mmap", "anon", "swapcache",
+		"swapbacked", "compound_head", "compound_tail", "huge", "unevictable",
+		"hwpoison", "nopage", "ksm", "thp", "offline", "zero_page", "idle",
+	};
+	char buf[512], flags[400];
+	unsigned long lo, hi, a;
+	unsigned long long e, pfn, fl, count;
+	int pm, kf, kc, rows = 0, path;
+	unsigned int b;
+	size_t n;
+	FILE *f;
+
+	f = fopen("/proc/self/maps", "r");
+	pm = open("/proc/self/pagemap", O_RDONLY);
+	kf = open("/proc/kpageflags", O_RDONLY);
+	kc = open("/proc/kpagecount", O_RDONLY);
+	while (f && pm >= 0 && rows < DUMP_PAGES && fgets(buf, sizeof(buf), f)) {
+		path = 0;
+		if (sscanf(buf, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &path) < 2 ||
+		    (path > 0 && buf[path] != '\\n' && buf[path] != '\\0'))
+			continue;	/* a file, [heap], [stack], [vdso] ... */
+		for (a = lo; a < hi && rows < DUMP_PAGES; a += PAGE_SIZE) {
+			e = 0;
+			if (pread(pm, &e, 8, (off_t)(a / PAGE_SIZE * 8)) != 8 || !(e >> 62))
+				continue;
+			rows++;
+			if (!(e >> 63)) {
+				printf("%sKSMREPRO-DUMP step=%d pages addr=%#lx pte=swap\\n",
+				       LINE_PREFIX, step, a);
+				continue;
+			}
+			pfn = e & ((1ULL << 55) - 1);
+			fl = count = 0;
+			if (kf >= 0 && pfn && pread(kf, &fl, 8, (off_t)(pfn * 8)) != 8)
+				fl = 0;
+			if (kc >= 0 && pfn && pread(kc, &count, 8, (off_t)(pfn * 8)) != 8)
+				count = 0;
+			n = 0;
+			flags[0] = '\\0';
+			for (b = 0; b < sizeof(kpf) / sizeof(kpf[0]); b++)
+				if (fl >> b & 1)
+					n += snprintf(flags + n, sizeof(flags) - n, "%s%s",
+						      n ? "," : "", kpf[b]);
+			printf("%sKSMREPRO-DUMP step=%d pages addr=%#lx pte=present pfn=%#llx "
+			       "count=%llu flags=%s\\n", LINE_PREFIX, step, a, pfn, count,
+			       n ? flags : "-");
+		}
+	}
+	if (f)
+		fclose(f);
+	if (pm >= 0)
+		close(pm);
+	if (kf >= 0)
+		close(kf);
+	if (kc >= 0)
+		close(kc);
+}
+
+static void dump(int maps, int pages, int ksm)
 {
 	char buf[512];
 	FILE *f;
@@ -618,6 +687,8 @@ static void dump(int maps, int ksm)
 	}
 	if (f)
 		fclose(f);
+	if (pages)
+		dump_pages();
 	fflush(stdout);
 	if (ksm)
 		report("dump", "pages_shared", "pages_sharing", "pages_unshared",

@@ -164,6 +164,28 @@ def test_gave_up_and_dump_lines(scenario_from):
     assert "ksm_wait-timeout" in res.error.message
 
 
+def test_page_dump_lines_become_rows(scenario_from):
+    # What the exported dump() prints for Hugh's base after ksmd merged the moved copy:
+    # base and base + 2 pages on the same KSM page frame, base + 1 page unmapped.
+    scn = scenario_from("""\
+        name: p
+        steps:
+          - dump: {what: pages}
+        """)
+    res = parse_output(scn, _out(
+        "KSMREPRO step=0 op=dump time_ns=5",
+        "KSMREPRO-DUMP step=0 pages addr=0x7f0000000000 pte=present pfn=0x3e47a count=2 "
+        "flags=referenced,uptodate,lru,mmap,anon,swapbacked,ksm",
+        "KSMREPRO-DUMP step=0 pages addr=0x7f0000002000 pte=present pfn=0x3e47a count=2 "
+        "flags=referenced,uptodate,lru,mmap,anon,swapbacked,ksm",
+        "KSMREPRO-DUMP step=0 pages addr=0x7f0000003000 pte=swap"))
+    rows = res.dumps[0]["pages"]
+    assert [r["addr"] for r in rows] == ["0x7f0000000000", "0x7f0000002000", "0x7f0000003000"]
+    assert rows[0]["pfn"] == rows[1]["pfn"] == "0x3e47a" and rows[0]["count"] == 2
+    assert rows[0]["ksm"] and "lru" in rows[0]["flags"].split(",")
+    assert rows[2] == {"addr": "0x7f0000003000", "pte": "swap"}
+
+
 def test_known_failures_for_real_kernels(scenario_from):
     scn = scenario_from("""\
         name: k
