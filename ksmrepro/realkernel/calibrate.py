@@ -37,7 +37,7 @@ from typing import Any
 from ksmrepro.errors import KsmreproError
 from ksmrepro.export.parse import RealRunResult
 from ksmrepro.runner.results import RunResult
-from ksmrepro.scenario.steps import Scenario
+from ksmrepro.scenario.steps import Comparison, Expect, Scenario
 
 __all__ = [
     "AgreementRow",
@@ -227,6 +227,8 @@ def agreement_rows(scenario: Scenario, model_result: RunResult,
     for n in sorted(steps):
         first = steps[n]
         mo = model_obs.get(n)
+        step = scenario.steps[n] if n < len(scenario.steps) else None
+        compared = dict(step.values) if isinstance(step, Expect) else {}
         for counter in first["values"]:
             kvals: list[int | str | None] = []
             for run in runs:
@@ -236,9 +238,15 @@ def agreement_rows(scenario: Scenario, model_result: RunResult,
                     v = None  # the kernel has no such counter
                 kvals.append(v)
             mv = mo.values.get(counter) if mo else None
+            cmp = compared.get(counter)
+            if cmp is not None and cmp.op != "==":
+                # the scenario claims only the comparison (swap_ents: ">= 1"): both sides
+                # agree when they answer it alike, whatever the exact counts
+                agree = _agree(_holds(cmp, mv), [_holds(cmp, k) for k in kvals])
+            else:
+                agree = _agree(mv, kvals)
             rows.append(AgreementRow(scenario.name, kernel, n, first.get("label"), first["op"],
-                                     counter, mv, tuple(kvals), _agree(mv, kvals),
-                                     model_result.model))
+                                     counter, mv, tuple(kvals), agree, model_result.model))
     model_outcome = _outcome(model_result.to_json())
     kernel_outcomes: tuple[int | str | None, ...] = tuple(_outcome(r) for r in runs)
     if model_outcome != "ok" or any(k != "ok" for k in kernel_outcomes):
@@ -249,7 +257,11 @@ def agreement_rows(scenario: Scenario, model_result: RunResult,
     return rows
 
 
-def _agree(model: int | str | None, kernel: list[int | str | None]) -> str:
+def _holds(cmp: Comparison, value: int | str | None) -> bool | None:
+    return cmp.holds(value) if isinstance(value, int) else None
+
+
+def _agree(model: int | str | bool | None, kernel: list[int | str | bool | None]) -> str:
     known = [k for k in kernel if k is not None]
     if model is None or not known:
         return "n/a"
