@@ -64,8 +64,9 @@ def test_golden_file_is_well_formed(path):
 
 
 # The one measured row the model does not reproduce (docs/mglru-memcg.md): memory.reclaim
-# with the range patch, where the model reclaims before ksmd re-merges the moved page.
-KNOWN_DISAGREEMENTS = {"real61-hugh-memcg-range.6.1.192-range.json", "real61-hugh-memcg-range.6.1.192.json"}
+# with the range patch, a race where the model reclaims the moved copy before ksmd merges it.
+KNOWN_DISAGREEMENTS = {"real61-hugh-memcg-range.6.1.192-range.json",
+                       "real61-hugh-memcg-range.6.1.192.json"}
 
 
 @pytest.mark.parametrize("path", [
