@@ -78,6 +78,7 @@ def sys_madvise(k: Kernel, task: Task, start: int, length: int, advice: str) -> 
         _update_flags(k, mm, start, end, lambda v, s, e: (v.vm_flags | setf) & ~clearf)
     elif advice == "MADV_DONTNEED":
         for v in _vmas_in(mm, start, end):
+            k.swap.lru_add_drain(task.cpu)  # zap_page_range_single(): lru_add_drain() first
             k.memory.zap_pte_range(k, mm, max(start, v.vm_start) >> PAGE_SHIFT,
                                    min(end, v.vm_end) >> PAGE_SHIFT)
     elif advice in ("MADV_PAGEOUT", "MADV_COLD"):

@@ -112,7 +112,11 @@ def do_munmap(k: Kernel, mm: MmStruct, start: int, length: int) -> None:
     if length == 0:
         raise Errno("EINVAL", "length is 0")
     end = start + length
+    drained = False
     for v in V.vma_modify_range(k, mm, start, end):
+        if not drained:  # vms_clear_ptes() (unmap_region() in v6.1): lru_add_drain() first
+            k.swap.lru_add_drain(k.task_of_mm(mm).cpu)
+            drained = True
         k.memory.zap_pte_range(k, mm, v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT)
         k.rmap.unlink_anon_vmas(v)
         mm.vmas.remove(v)
@@ -120,7 +124,9 @@ def do_munmap(k: Kernel, mm: MmStruct, start: int, length: int) -> None:
 
 
 def exit_mmap(k: Kernel, mm: MmStruct) -> None:
-    """exit_mmap(): the whole address space goes."""
+    """exit_mmap(): the whole address space goes, after lru_add_drain() of this CPU."""
+    if mm.vmas:
+        k.swap.lru_add_drain(k.task_of_mm(mm).cpu)
     for v in list(mm.vmas):
         k.memory.zap_pte_range(k, mm, v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT)
         k.rmap.unlink_anon_vmas(v)

@@ -1,6 +1,6 @@
 """mm/mremap.c: the pgoff arithmetic of kernel-reference.md §1.8 and §3.6."""
 
-from ksmrepro.mm.const import PG_anon_exclusive
+from ksmrepro.mm.const import PG_anon_exclusive, PG_lru
 from ksmrepro.mm.mm_types import folio_test_ksm, linear_page_index
 from tests.mm.conftest import HUGH_MREMAP, HUGH_PREFIX, P, folio_at, name, pte, run_steps, vmas
 
@@ -93,3 +93,32 @@ def test_mremap_errors():
         sr = run_steps("- mmap: {as: z, length: 1 page}\n- mmap: {as: a, length: 2 pages}\n"
                        + step + f"\n  errno: {errno}")
         assert sr.result.error is None, (step, sr.result.error)
+
+
+def test_the_moved_copy_is_on_the_lru_right_after_mremap():
+    # break_ksm()'s copy goes into this CPU's lru_add batch; unmapping the source range
+    # (vms_clear_ptes(), unmap_region() in v6.1) drains the batch first, so the copy is on
+    # the LRU when mremap returns, as /proc/kpageflags showed on the real 6.1 guest
+    # (scenarios/calibration/probes/hugh-memcg-race.yaml: "lru" at base + 2 pages).
+    sr = run_steps(HUGH_PREFIX + HUGH_MREMAP, model="v6.1")
+    copy, _ = folio_at(sr, name(sr, "base") + 2 * P)
+    assert not folio_test_ksm(copy)
+    assert copy.cpu < 0 and copy.flags & PG_lru and not sr.k.lru_add[0]
+
+
+def test_munmap_and_dontneed_drain_the_lru_add_batch():
+    for last in ("- munmap: {addr: b, length: 1 page}",
+                 "- madvise: {addr: b, length: 1 page, advice: MADV_DONTNEED}"):
+        sr = run_steps(f"""
+            - mmap: {{as: a, length: 4 pages}}
+            - mmap: {{as: b, length: 1 page}}
+            - memset: {{addr: a, value: 1, length: 4 pages}}
+            {last}
+        """)
+        f, _ = folio_at(sr, name(sr, "a"))
+        assert f.flags & PG_lru and f.cpu < 0 and not sr.k.lru_add[0], last
+    sr = run_steps("""
+        - mmap: {as: a, length: 4 pages}
+        - memset: {addr: a, value: 1, length: 4 pages}
+    """)
+    assert sum(f.nr for f in sr.k.lru_add[0]) == 4  # still batched (4 < FOLIO_BATCH_SIZE)
