@@ -112,11 +112,10 @@ def do_munmap(k: Kernel, mm: MmStruct, start: int, length: int) -> None:
     if length == 0:
         raise Errno("EINVAL", "length is 0")
     end = start + length
-    drained = False
-    for v in V.vma_modify_range(k, mm, start, end):
-        if not drained:  # vms_clear_ptes() (unmap_region() in v6.1): lru_add_drain() first
-            k.swap.lru_add_drain(k.task_of_mm(mm).cpu)
-            drained = True
+    vmas = V.vma_modify_range(k, mm, start, end)
+    if vmas:  # vms_clear_ptes() (unmap_region() in v6.1): lru_add_drain() first
+        k.swap.lru_add_drain(k.task_of_mm(mm).cpu)
+    for v in vmas:
         k.memory.zap_pte_range(k, mm, v.vm_start >> PAGE_SHIFT, v.vm_end >> PAGE_SHIFT)
         k.rmap.unlink_anon_vmas(v)
         mm.vmas.remove(v)

@@ -223,12 +223,12 @@ def agreement_rows(scenario: Scenario, model_result: RunResult,
     for run in runs:
         for o in run.get("observations", []):
             steps.setdefault(o["step"], o)
+    expects = {s.index: dict(s.values) for s in scenario.steps if isinstance(s, Expect)}
     rows: list[AgreementRow] = []
     for n in sorted(steps):
         first = steps[n]
         mo = model_obs.get(n)
-        step = scenario.steps[n] if n < len(scenario.steps) else None
-        compared = dict(step.values) if isinstance(step, Expect) else {}
+        compared = expects.get(n, {})
         for counter in first["values"]:
             kvals: list[int | str | None] = []
             for run in runs:
