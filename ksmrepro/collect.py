@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +148,7 @@ class Job:
     scenario: Scenario
     model: str
     trace: bool = False
+    ksmd_phase: Fraction = Fraction(0)  # ksmrepro phases / run --ksmd-phase (docs/timing.md)
 
 
 def select(scenarios: Sequence[Scenario], keyword: str | None,
@@ -187,7 +189,7 @@ def with_dump_after(scenario: Scenario, spec: str) -> Scenario:
 
 
 def plan(scenarios: Sequence[Scenario], cli_models: Sequence[str], *, trace: bool = False,
-         dump_after: str | None = None) -> list[Job]:
+         dump_after: str | None = None, ksmd_phase: Fraction = Fraction(0)) -> list[Job]:
     """The jobs to run, in report order.  Every model is resolved first, after installing
     the model files found next to the scenarios (``models.userfile.model_files_near``).
 
@@ -218,5 +220,5 @@ def plan(scenarios: Sequence[Scenario], cli_models: Sequence[str], *, trace: boo
                     resolve(expr)
                 except ModelError as exc:
                     raise ModelError(f"{scenario.path}: {where}: {exc}") from None
-        jobs += [Job(scenario, expr, trace) for expr in exprs]
+        jobs += [Job(scenario, expr, trace, ksmd_phase) for expr in exprs]
     return jobs

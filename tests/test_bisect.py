@@ -315,7 +315,7 @@ def test_run_predicate_a_real_failure_wins_over_skip(here):
 
 
 def test_run_predicate_125_for_enosys(here, monkeypatch):
-    def fake_run(scenario, model, *, trace=False):
+    def fake_run(scenario, model, *, trace=False, **_kw):
         return RunResult(scenario.name, scenario.path, model, "error",
                          error=StepFailure(1, errno="ENOSYS", message="not modelled"))
 

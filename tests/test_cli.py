@@ -130,7 +130,7 @@ def test_one_failure_among_passes_exits_1(runner, scen):
 
 
 def test_failed_step_exits_1_and_names_step_and_errno(runner, scen, monkeypatch):
-    def fake_run(scenario, model, trace=False):
+    def fake_run(scenario, model, trace=False, **_kw):
         failure = StepFailure(1, errno="EFAULT", message="buf is not mapped", line=4)
         return RunResult(scenario.name, scenario.path, str(model), "failed", error=failure)
 
@@ -218,7 +218,7 @@ def test_bad_option_value_exits_2(runner, scen):
 
 
 def test_kernel_bug_exits_3_with_invariant_and_step(runner, scen, monkeypatch):
-    def fake_run(scenario, model, trace=False):
+    def fake_run(scenario, model, trace=False, **_kw):
         bug = KernelBug("VM_BUG_ON(rmap_hlist_len != pages_shared + pages_sharing)")
         bug.step = 1  # type: ignore[attr-defined]
         raise bug
@@ -237,7 +237,7 @@ def test_kernel_bug_exits_3_with_invariant_and_step(runner, scen, monkeypatch):
 
 
 def test_unexpected_exception_gets_traceback_without_locals(runner, scen, monkeypatch):
-    def fake_run(scenario, model, trace=False):
+    def fake_run(scenario, model, trace=False, **_kw):
         secret_local = "visible only with " + "KSMREPRO_DEBUG"  # noqa: F841
         raise RuntimeError("simulator exploded")
 

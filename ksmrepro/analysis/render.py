@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from ksmrepro.analysis.bisect import Bisection, Change, PointOutcome
     from ksmrepro.analysis.compare import Comparison
+    from ksmrepro.analysis.phases import PhaseSweep
     from ksmrepro.analysis.tracediff import TraceDivergence
     from ksmrepro.models.base import Model, Patch
     from ksmrepro.runner.results import TraceEvent
@@ -29,6 +30,7 @@ __all__ = [
     "comparison_renderable",
     "model_renderable",
     "patch_renderable",
+    "phase_sweep_renderable",
     "print_wide",
     "registry_renderable",
     "trace_divergence_lines",
@@ -130,6 +132,61 @@ def _divergence_line(cmp: Comparison) -> Text:
             text.append(", ".join(f"{v} on {m}" for v, m in zip(r.values, cmp.models,
                                                                   strict=True)))
     return text
+
+
+# --- phases --------------------------------------------------------------------------------
+
+
+def _phase_values(ps: PhaseSweep, dist: list[tuple[str, list[int]]]) -> Text:
+    from ksmrepro.analysis.phases import phase_ranges
+
+    if len(dist) == 1:
+        return Text(f"{dist[0][0]} at every phase")
+    text = Text()
+    for k, (value, ix) in enumerate(dist):
+        if k:
+            text.append("; ")
+        text.append(value, style=DIFFERS)
+        text.append(f" at {phase_ranges(ix, ps.n)} ({len(ix)} of {ps.n})")
+    return text
+
+
+def phase_sweep_renderable(ps: PhaseSweep) -> RenderableType:
+    """A row per counter (as ``compare``), its values over the phases instead of a column per
+    model; the rows that depend on the phase highlighted, then the statuses over the phases."""
+    head = Text()
+    head.append(ps.scenario, style="bold")
+    head.append(f"  {ps.file}  on {ps.model}, ksmd at {ps.n} phases")
+    table = _table(collapse_padding=True)
+    table.add_column("step", justify="right", no_wrap=True)
+    table.add_column("op", no_wrap=True)
+    table.add_column("counter", no_wrap=True)
+    table.add_column("expected", justify="right", no_wrap=True)
+    table.add_column("seen")
+    last_step = None
+    for row in ps.rows:
+        style = DIVERGE if row.differs else ""
+        new_step = row.step != last_step
+        last_step = row.step
+        table.add_row(Text(str(row.step) if new_step else "", style=style),
+                      Text((row.label or row.op) if new_step else "", style=style),
+                      Text(row.counter, style=style), Text(row.expected, style=style),
+                      _phase_values(ps, ps.distribution(row)))
+    table.add_section()
+    status = [(_status_word(s), ix) for s, ix in ps.status_distribution()]
+    table.add_row(Text(""), Text(""), Text("outcome"), Text(""), _phase_values(ps, status))
+    if ps.outcome_dependent:
+        verdict = Text("timing-dependent: the outcome depends on where ksmd's passes fall "
+                       "between the steps", style=DIVERGE)
+    elif ps.timing_dependent:
+        n = sum(r.differs for r in ps.rows)
+        verdict = Text(f"the outcome is the same at every phase; {n} observed value"
+                       f"{'s' if n != 1 else ''} depend{'' if n != 1 else 's'} on "
+                       "where ksmd's passes fall", style=DIVERGE)
+    else:
+        verdict = Text("the same at every phase: where ksmd's passes fall does not decide it",
+                       style="green")
+    return Group(head, _indent(table), _indent(verdict))
 
 
 def _event_lines(ev: TraceEvent, own: Sequence[int], indent: int, style: str = "") -> list[Text]:

@@ -46,7 +46,8 @@ def _run_job(job: Job) -> _Done:
     from ksmrepro import runner
 
     try:
-        return _Done(runner.run_scenario(job.scenario, job.model, trace=job.trace))
+        return _Done(runner.run_scenario(job.scenario, job.model, trace=job.trace,
+                                         ksmd_phase=job.ksmd_phase))
     except KernelBug as bug:
         text = str(bug) or type(bug).__name__
         invariant = getattr(bug, "invariant", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import click
@@ -39,6 +40,10 @@ __all__ = ["command"]
                    "(the raw outcome; for git bisect run).")
 @click.option("--dump-after", metavar="STEP",
               help="Dump the process state (maps, pages, KSM) after step STEP (index or label).")
+@click.option("--ksmd-phase", "ksmd_phase", default="0", metavar="I/N",
+              help="Shift ksmd's passes I/N of a cycle later against the steps (a fraction "
+                   "in [0, 1), e.g. 3/16; default 0, the plain run): one phase of "
+                   "`ksmrepro phases` (docs/timing.md), e.g. to --trace it.")
 @click.option("--kernel", "kernel", metavar="PATH",
               help="Also run each scenario on this real kernel image (bzImage/vmlinuz) under "
                    "QEMU, as model real:<uname -r> (docs/real-kernel.md).  Without --model, "
@@ -53,7 +58,7 @@ def command(ctx: click.Context, paths: tuple[str, ...], models: tuple[str, ...],
             keyword: str | None, tags: tuple[str, ...], jobs: int | None,
             dump_after: str | None, models_files: tuple[str, ...],
             no_known_failures: bool, kernel: str | None, modules: str | None,
-            qemu_timeout: float | None) -> None:
+            qemu_timeout: float | None, ksmd_phase: str) -> None:
     """Run scenario files (directories are searched for *.yaml/*.yml scenarios).
 
     Exit status: 0 every expectation holds (or fails only where known_failures says), 1 one
@@ -65,6 +70,7 @@ def command(ctx: click.Context, paths: tuple[str, ...], models: tuple[str, ...],
     from ksmrepro.report.console import make_console, print_report
 
     outputs = Outputs(json_out, junit_out, tap_out)
+    phase = parse_phase(ksmd_phase)
     scenarios, errors = load_all(find_scenarios(paths))
     for error in errors:
         print_error(str(error))
@@ -80,7 +86,7 @@ def command(ctx: click.Context, paths: tuple[str, ...], models: tuple[str, ...],
         selected = [replace(s, known_failures=()) for s in selected]
     records = []
     if not kernel or models:
-        job_list = plan(selected, models, trace=trace, dump_after=dump_after)
+        job_list = plan(selected, models, trace=trace, dump_after=dump_after, ksmd_phase=phase)
         records = execute(job_list, jobs)
     if kernel:
         records += _real_kernel_records(selected, kernel, modules, qemu_timeout)
@@ -88,6 +94,18 @@ def command(ctx: click.Context, paths: tuple[str, ...], models: tuple[str, ...],
     outputs.write(records, trace=trace)
     print_kernel_bugs(records)
     ctx.exit(_predicate_status(records, exit_status(records)))
+
+
+def parse_phase(text: str) -> Fraction:
+    """``--ksmd-phase``: ``I/N`` or a decimal, in [0, 1)."""
+    try:
+        phase = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"{text!r} is not a fraction such as 3/16 or 0.25",
+                                 param_hint="--ksmd-phase") from None
+    if not 0 <= phase < 1:
+        raise click.BadParameter(f"{text} is not in [0, 1)", param_hint="--ksmd-phase")
+    return phase
 
 
 def _predicate_status(records: list[RunRecord], status: int) -> int:

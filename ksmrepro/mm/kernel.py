@@ -7,6 +7,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from ksmrepro.errors import KernelBug
@@ -126,9 +127,15 @@ class Kernel:
 
     def __init__(self, switches: Any, *, memory_bytes: int = 1 << 30, swap_bytes: int = 2 << 30,
                  cpus: int = 2, thp: str = "never", tracing: bool = False,
-                 costs: Costs | None = None) -> None:
+                 costs: Costs | None = None, ksmd_phase: Fraction = Fraction(0)) -> None:
         self.switches = switches
         self.costs = costs or Costs()
+        if not 0 <= ksmd_phase < 1:
+            raise ValueError(f"ksmd_phase {ksmd_phase} is not in [0, 1)")
+        # How far into its cycle ksmd's passes fall behind a wake-up, as a fraction of one
+        # cycle (CUSTOM: the knob of ``ksmrepro phases``, docs/timing.md; 0 = the kernel's
+        # own wake-up, which runs ksmd at once)
+        self.ksmd_phase = ksmd_phase
         self.tracing = tracing
         self.trace_events: list[dict[str, Any]] = []
         self.step = -1

@@ -1083,7 +1083,14 @@ class Ksm:
         self.ksmd_pending = True
         self.ksmd_token += 1
         token = self.ksmd_token
-        self.k.add_timer(self.k.now + self.k.pending, lambda: self._ksmd_tick(token))
+        delay = 0
+        if not interrupt and self.k.ksmd_phase:
+            # CUSTOM: ksmd's passes fall this fraction of a cycle (sleep_millisecs plus a
+            # batch) later against the test's steps, one of the alignments a real run may
+            # get (ksmrepro phases, docs/timing.md); the kernel itself runs ksmd at once
+            cycle = int(self.knobs["sleep_millisecs"]) * 1_000_000 + self.k.costs.ksm_scan_batch
+            delay = int(self.k.ksmd_phase * cycle)
+        self.k.add_timer(self.k.now + self.k.pending + delay, lambda: self._ksmd_tick(token))
 
     def _ksmd_tick(self, token: int) -> None:
         if token == self.ksmd_token:

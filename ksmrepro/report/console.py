@@ -201,6 +201,8 @@ def run_renderable(record: RunRecord, *, trace: bool = False) -> RenderableType:
     header.append(result.scenario, style="bold")
     header.append(f"  {result.file}  on ")
     header.append(result.model, style="bold cyan")
+    if result.ksmd_phase:
+        header.append(f", ksmd phase {result.ksmd_phase}")
     parts: list[RenderableType] = [header]
     rows: list[tuple[int, list[RenderableType]]] = [
         (o.step, _observation_row(record, o)) for o in result.observations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 __all__ = ["Observation", "RunResult", "StepFailure", "TraceEvent", "STATUSES"]
@@ -86,6 +87,7 @@ class RunResult:
     dumps: list[dict[str, Any]] = field(default_factory=list)
     final_time_ns: int = 0
     stats: dict[str, int] = field(default_factory=dict)
+    ksmd_phase: Fraction = Fraction(0)  # run --ksmd-phase / ksmrepro phases (docs/timing.md)
 
     @property
     def expectations_ok(self) -> bool:
@@ -99,4 +101,4 @@ class RunResult:
             "status": self.status,
             "observations": [o.to_json() for o in self.observations],
             "error": self.error.to_json() if self.error else None,
-        }
+        } | ({"ksmd_phase": str(self.ksmd_phase)} if self.ksmd_phase else {})

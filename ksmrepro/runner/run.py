@@ -7,6 +7,7 @@ the step's cost (ksmd and kswapd run when due) and the kernel's invariants are c
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from ksmrepro.errors import KernelBug
@@ -51,12 +52,14 @@ class _StepError(Exception):
 class ScenarioRun:
     """One scenario on one kernel."""
 
-    def __init__(self, scenario: S.Scenario, model: Model, *, trace: bool = False) -> None:
+    def __init__(self, scenario: S.Scenario, model: Model, *, trace: bool = False,
+                 ksmd_phase: Fraction = Fraction(0)) -> None:
         m = scenario.machine
         self.scenario = scenario
         self.model = model
         self.k = Kernel(model.switches, memory_bytes=m.memory, swap_bytes=m.swap, cpus=m.cpus,
-                        thp=m.thp, tracing=trace, costs=COST_PROFILES[m.costs])
+                        thp=m.thp, tracing=trace, costs=COST_PROFILES[m.costs],
+                        ksmd_phase=ksmd_phase)
         for name, value in list(model.knobs) + list(scenario.ksm):
             self.k.ksm.knobs[name] = value if name == "advisor_mode" else int(value)
         self.observations: list[Observation] = []
@@ -256,6 +259,7 @@ class ScenarioRun:
                      for e in k.trace_events]
         res.dumps = self.dumps
         res.final_time_ns = k.now
+        res.ksmd_phase = k.ksmd_phase
         res.stats = dict(sorted(k.vmstat.items()))
         ok = res.expectations_ok
         if error is not None and error.errno is None and error.signal is None:
@@ -269,8 +273,13 @@ class ScenarioRun:
         return res
 
 
-def run_scenario(scenario: S.Scenario, model: Model | str, *, trace: bool = False) -> RunResult:
-    """Run ``scenario`` on ``model`` (a Model or a model expression)."""
+def run_scenario(scenario: S.Scenario, model: Model | str, *, trace: bool = False,
+                 ksmd_phase: Fraction = Fraction(0)) -> RunResult:
+    """Run ``scenario`` on ``model`` (a Model or a model expression).
+
+    ``ksmd_phase`` (in [0, 1)) shifts ksmd's passes that fraction of a cycle later against
+    the steps (``ksmrepro phases``, docs/timing.md); 0 is the kernel's own timing.
+    """
     if isinstance(model, str):
         model = resolve(model)
-    return ScenarioRun(scenario, model, trace=trace).run()
+    return ScenarioRun(scenario, model, trace=trace, ksmd_phase=ksmd_phase).run()
