@@ -63,16 +63,11 @@ class PhaseSweep:
     def distribution(self, row: Row) -> list[tuple[str, list[int]]]:
         """Each value of ``row`` with the phases (indices) that gave it, in order of the
         first phase giving it."""
-        seen: dict[str, list[int]] = {}
-        for i, v in enumerate(row.values):
-            seen.setdefault(v, []).append(i)
-        return list(seen.items())
+        return _by_value(row.values)
 
     def status_distribution(self) -> list[tuple[str, list[int]]]:
-        seen: dict[str, list[int]] = {}
-        for i, s in enumerate(self.statuses):
-            seen.setdefault(s, []).append(i)
-        return list(seen.items())
+        """Each status with the phases that gave it (as :meth:`distribution`)."""
+        return _by_value(self.statuses)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +83,13 @@ class PhaseSweep:
                                  for v, ix in self.distribution(r)]}
                      for r in self.rows],
         }
+
+
+def _by_value(values: Sequence[str]) -> list[tuple[str, list[int]]]:
+    seen: dict[str, list[int]] = {}
+    for i, v in enumerate(values):
+        seen.setdefault(v, []).append(i)
+    return list(seen.items())
 
 
 def phase_ranges(indices: Sequence[int], n: int) -> str:
