@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -447,7 +447,9 @@ class Kernel:
                 total += PAGE_SIZE
         return total
 
-    def counters(self, task: Task | None) -> dict[str, int]:
+    def counters(self, task: Task | None, want: Collection[str] | None = None) -> dict[str, int]:
+        """Every observable counter (scenario-format.md); those that walk the page tables
+        (``smaps_ksm``) only when ``want`` is None or names them."""
         c = self.ksm.counters()
         c.update({k2: (int(v) if str(v).lstrip("-").isdigit() else 0)
                   for k2, v in self.ksm.knobs.items() if not k2.startswith("advisor_mode")})
@@ -478,7 +480,8 @@ class Kernel:
             c.update(self.ksm.ksm_stat(mm))
             c["rss_anon"] = mm.rss_anon
             c["swap_ents"] = mm.swapents
-            c["smaps_ksm"] = self.smaps_ksm(mm)
+            if want is None or "smaps_ksm" in want:
+                c["smaps_ksm"] = self.smaps_ksm(mm)
         return c
 
     def lru_sizes(self) -> tuple[int, int]:
@@ -605,28 +608,35 @@ class Kernel:
             if not t.alive:
                 continue
             mm = t.mm
-            runs: dict[int, PteRun] = {}
-            for e in mm.pt.values():
-                if isinstance(e, PteRun):
-                    runs[id(e)] = e
-            rss = 0
-            for p in runs.values():
-                f = p.folio
-                rss += f.nr
+            # every present pte run once, in address order (page-table order); PteRun and
+            # Folio hash by identity
+            runs = list(dict.fromkeys(e for e in mm.pt.values() if e.__class__ is PteRun))
+            folios = dict.fromkeys(p.folio for p in runs)
+            listed: set[PteRun] = set()
+            for f in folios:
                 if f.mapcount != len(f.ptes):
                     bug(f"folio pfn {f.pfn:#x}: mapcount {f.mapcount}, {len(f.ptes)} ptes")
-                v = V.vma_lookup(mm, p.addr)
-                if v is None or p.addr + f.nr * PAGE_SIZE > v.vm_end:
-                    bug(f"{mm.owner}: pte at {p.addr:#x} outside any vma")
-                elif not folio_test_ksm(f) and f.index != linear_page_index(v, p.addr):
-                    bug(f"{mm.owner}: folio index {f.index:#x} != linear_page_index "
-                        f"{linear_page_index(v, p.addr):#x} at {p.addr:#x}")
-            if rss != mm.rss_anon:
-                bug(f"{mm.owner}: MM_ANONPAGES {mm.rss_anon} but {rss} present anon ptes")
-            folios = {id(p.folio): p.folio for p in runs.values()}
-            listed = {id(q) for f in folios.values() for q in f.ptes}
+                listed.update(f.ptes)
             if not listed.issuperset(runs):  # each pte run is on its folio's mappings
                 bug(f"{mm.owner}: a present pte is missing from its folio's mappings")
+            rss = 0
+            vmas = mm.vmas  # sorted, as the runs are: walked side by side
+            vi, nv = 0, len(mm.vmas)
+            for p in runs:
+                f = p.folio
+                nr = f.nr
+                rss += nr
+                addr = p.vpn << PAGE_SHIFT
+                while vi < nv and vmas[vi].vm_end <= addr:
+                    vi += 1
+                v = vmas[vi] if vi < nv else None
+                if v is None or v.vm_start > addr or addr + nr * PAGE_SIZE > v.vm_end:
+                    bug(f"{mm.owner}: pte at {addr:#x} outside any vma")
+                elif not folio_test_ksm(f) and f.index != linear_page_index(v, addr):
+                    bug(f"{mm.owner}: folio index {f.index:#x} != linear_page_index "
+                        f"{linear_page_index(v, addr):#x} at {addr:#x}")
+            if rss != mm.rss_anon:
+                bug(f"{mm.owner}: MM_ANONPAGES {mm.rss_anon} but {rss} present anon ptes")
 
     # --- constants --------------------------------------------------------------------------
     @staticmethod

@@ -31,6 +31,16 @@ def test_first_full_scan_only_records_checksums_second_merges():
     assert c["smaps_ksm"] == 2 * P
 
 
+def test_smaps_ksm_walks_the_page_tables_only_when_asked_for():
+    sr = run_steps(TWO + "- ksm_wait: {full_scans: 1}\n- print: all\n- print: [pages_shared]")
+    every, one = sr.result.observations
+    assert every.values["smaps_ksm"] == 2 * P
+    assert one.values == {"pages_shared": 1}
+    task = sr.k.tasks["main"]
+    assert "smaps_ksm" not in sr.k.counters(task, ["pages_shared"])
+    assert sr.k.counters(task, ["smaps_ksm"])["smaps_ksm"] == 2 * P
+
+
 def test_merge_in_place_hlist_newest_first_and_young_pte_stock():
     sr = run_steps(TWO + "- ksm_wait: {full_scans: 2}")
     a = name(sr, "a")
