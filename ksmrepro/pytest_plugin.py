@@ -34,10 +34,11 @@ from ksmrepro.errors import KernelBug, KsmreproError
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
+    from ksmrepro.analysis.phases import PhaseSweep
     from ksmrepro.runner.results import RunResult
     from ksmrepro.scenario.steps import Scenario
 
-__all__ = ["ScenarioFailedError", "ScenarioFile", "ScenarioItem"]
+__all__ = ["ScenarioFailedError", "ScenarioFile", "ScenarioItem", "TimingDependentError"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,8 +47,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="collect ksmrepro scenario files (*.yaml with steps:) as tests")
     group.addoption("--ksmrepro-model", action="append", default=[], metavar="MODEL",
                     help="run scenarios on this model (repeatable) instead of their models:")
+    group.addoption("--ksmrepro-phases", type=int, default=1, metavar="N",
+                    help="run each scenario at N ksmd phases (ksmrepro phases) and fail a test "
+                         "whose outcome depends on the phase (default 1: the plain run)")
     parser.addini("ksmrepro_scenarios", type="bool", default=False,
                   help="collect ksmrepro scenario files as tests (like --ksmrepro)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from ksmrepro.analysis.phases import MAX_PHASES
+
+    n = config.getoption("ksmrepro_phases", 1)
+    if not 1 <= n <= MAX_PHASES:
+        raise pytest.UsageError(f"--ksmrepro-phases {n}: expected 1..{MAX_PHASES}")
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -59,6 +71,14 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
             and is_scenario_file(file_path)):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+class TimingDependentError(Exception):
+    """The outcome depends on where ksmd's passes fall (``--ksmrepro-phases``)."""
+
+    def __init__(self, sweep: PhaseSweep) -> None:
+        super().__init__("timing-dependent")
+        self.sweep = sweep
 
 
 class ScenarioFailedError(Exception):
@@ -76,6 +96,19 @@ def _display_path(path: Path) -> str:
         return os.path.relpath(path)
     except ValueError:  # another drive (Windows)
         return str(path)
+
+
+def _sweep_text(swept: PhaseSweep) -> str:
+    import io
+
+    from rich.console import Console
+
+    from ksmrepro.analysis.render import phase_sweep_renderable
+
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None, highlight=False).print(
+        phase_sweep_renderable(swept))
+    return out.getvalue().rstrip()
 
 
 class ScenarioFile(pytest.File):
@@ -116,7 +149,16 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         from ksmrepro import runner
 
-        result = runner.run_scenario(self.scenario, self.model)
+        n = self.config.getoption("ksmrepro_phases")
+        if n > 1:
+            from ksmrepro.analysis.phases import sweep
+
+            swept = sweep(self.scenario, self.model, n, workers=1)
+            if swept.outcome_dependent:
+                raise TimingDependentError(swept)
+            result = swept.results[0]
+        else:
+            result = runner.run_scenario(self.scenario, self.model)
         self.result = result
         if result.status == "passed":
             return
@@ -131,6 +173,8 @@ class ScenarioItem(pytest.Item):
         exc = excinfo.value
         if isinstance(exc, ScenarioFailedError):
             return mismatch_block(exc.result, exc.scenario)
+        if isinstance(exc, TimingDependentError):
+            return _sweep_text(exc.sweep)
         if isinstance(exc, KernelBug):
             return f"kernel bug (a simulated VM_BUG_ON: a bug in ksmrepro): {exc}"
         if isinstance(exc, KsmreproError):

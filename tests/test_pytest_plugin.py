@@ -152,3 +152,38 @@ def test_reportinfo(project):
     assert line == 1  # 0-based: `name:` is on line 2
     assert desc == "scenario: two-models[v6.1]"
     assert item.location[2] == "scenario: two-models[v6.1]"
+
+
+RACY = """\
+name: racy-merge
+steps:
+  - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+  - mmap: {as: a, length: 2 pages}
+  - memset: {addr: a, value: 0x5a, length: 2 pages}
+  - madvise: {addr: a, length: 2 pages, advice: MADV_MERGEABLE}
+  - sleep: 30ms
+  - expect: {pages_shared: 1, pages_sharing: 1}
+"""
+
+
+def test_phases_option_fails_a_test_that_races_ksmd(project):
+    # ksmd's second pass merges the pair 20 ms after the first: within the 30 ms at phase
+    # 0 (the plain run passes), after them once its passes fall half a cycle later
+    project.path.joinpath("racy.yaml").write_text(RACY)
+    res = project.runpytest(*PLUGIN, "--ksmrepro", "racy.yaml", "ok.yaml")
+    res.assert_outcomes(passed=2)
+    res = project.runpytest(*PLUGIN, "--ksmrepro", "--ksmrepro-phases", "4", "racy.yaml",
+                            "ok.yaml")
+    res.assert_outcomes(passed=1, failed=1)
+    res.stdout.fnmatch_lines([
+        "*racy-merge*on v7.0-rc6, ksmd at 4 phases*",
+        "*pages_sharing*1 at 0/4-1/4 (2 of 4); 0 at 2/4-3/4 (2 of 4)*",
+        "*timing-dependent: the outcome depends on where ksmd's passes fall*",
+    ])
+    assert "Traceback" not in res.stdout.str()
+
+
+def test_phases_option_must_be_a_count(project):
+    res = project.runpytest(*PLUGIN, "--ksmrepro", "--ksmrepro-phases", "0", "ok.yaml")
+    assert res.ret == pytest.ExitCode.USAGE_ERROR
+
