@@ -124,7 +124,9 @@ def test_cli_phases_exit_status_and_json(tmp_path):
     assert r.exit_code == 1, r.output
     assert "timing-dependent" in r.output
     doc = json.loads(out.read_text())
+    assert doc["phases"] == 8
     (sw,) = doc["sweeps"]
+    assert (sw["scenario"], sw["file"]) == ("real61-hugh-memcg-range", MEMCG_RANGE)
     assert (sw["model"], sw["phases"], sw["timing_dependent"]) == (RANGE, 8, True)
     shared = next(x for x in sw["rows"] if x["step"] == 17 and x["counter"] == "pages_shared")
     assert {v["value"] for v in shared["values"]} == {"0", "1"}
@@ -138,6 +140,22 @@ def test_cli_phases_exit_zero_when_only_printed_values_differ():
                                  "-n", "4", "-j", "1"])
     assert r.exit_code == 0, r.output
     assert "the outcome is the same at every phase" in r.output
+
+
+def test_cli_phases_over_a_directory_summarises_and_shows_the_race():
+    r = CliRunner().invoke(cli, ["phases", "scenarios/calibration/real-6.1/", "-n", "4",
+                                 "-k", "memcg", "-j", "1"])
+    assert r.exit_code == 1, r.output
+    lines = [ln for ln in r.output.splitlines() if " on v6.1" in ln and ": " in ln]
+    racy = [ln for ln in lines if "timing-dependent" in ln]
+    assert len(racy) == 1
+    assert "real61-hugh-memcg-range " in racy[0] and RANGE in racy[0]
+    assert any("hugh-memcg-no-mremap" in ln and "passed at every phase" in ln for ln in lines)
+    assert "ksmd at 4 phases" in r.output  # the racy sweep's table follows the summary
+    r = CliRunner().invoke(cli, ["phases", "scenarios/calibration/real-6.1/", "-n", "4",
+                                 "--tag", "real-kernel", "-k", "mglru", "-j", "1"])
+    assert r.exit_code == 0, r.output
+    assert "ksmd at 4 phases" not in r.output  # no table when nothing races
 
 
 def test_cli_phases_rejects_a_bad_count():

@@ -71,6 +71,8 @@ class PhaseSweep:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "scenario": self.scenario,
+            "file": self.file,
             "model": self.model,
             "phases": self.n,
             "timing_dependent": self.timing_dependent,

@@ -30,6 +30,7 @@ __all__ = [
     "comparison_renderable",
     "model_renderable",
     "patch_renderable",
+    "phase_summary_line",
     "phase_sweep_renderable",
     "print_wide",
     "registry_renderable",
@@ -148,6 +149,25 @@ def _phase_values(ps: PhaseSweep, dist: list[tuple[str, list[int]]]) -> Text:
             text.append("; ")
         text.append(value, style=DIFFERS)
         text.append(f" at {phase_ranges(ix, ps.n)} ({len(ix)} of {ps.n})")
+    return text
+
+
+def phase_summary_line(ps: PhaseSweep) -> Text:
+    """One line for a sweep among many: the scenario, the model and what depends on the phase."""
+    text = Text()
+    text.append(ps.scenario, style="bold")
+    text.append(f"  {ps.file}  on {ps.model}: ")
+    if ps.outcome_dependent:
+        text.append("timing-dependent: ", style=DIVERGE)
+        text.append_text(_phase_values(ps, [(_status_word(s), ix)
+                                            for s, ix in ps.status_distribution()]))
+    elif ps.timing_dependent:
+        n = sum(r.differs for r in ps.rows)
+        text.append(f"{_status_word(ps.statuses[0])} at every phase; {n} printed value"
+                    f"{'s' if n != 1 else ''} differ{'' if n != 1 else 's'}")
+    else:
+        text.append(f"{_status_word(ps.statuses[0])} at every phase, every value the same",
+                    style="green")
     return text
 
 
