@@ -40,7 +40,7 @@ def command(ctx: click.Context, paths: tuple[str, ...], models: tuple[str, ...],
     verdict) is the same at every phase on every model, even if printed values differ; 1
     when one depends on the phase; 2 on an invalid scenario, model or option."""
     from ksmrepro.analysis.phases import sweeps
-    from ksmrepro.analysis.render import phase_sweep_renderable, phase_summary_line, print_wide
+    from ksmrepro.analysis.render import phase_summary_line, phase_sweep_renderable, print_wide
     from ksmrepro.collect import find_scenarios, plan, select
     from ksmrepro.models.userfile import use_model_files
     from ksmrepro.report.console import make_console
