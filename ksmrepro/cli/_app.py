@@ -28,6 +28,7 @@ __all__ = [
     "handle_error",
     "handle_unexpected",
     "load_all",
+    "load_selected",
     "print_error",
     "print_kernel_bugs",
 ]
@@ -78,6 +79,23 @@ def load_all(paths: Iterable[str]) -> tuple[list[Scenario], list[KsmreproError]]
         except ScenarioError as exc:
             errors.append(exc)
     return scenarios, errors
+
+
+def load_selected(ctx: click.Context, paths: Iterable[str], models_files: Iterable[str],
+                  keyword: str | None, tags: Sequence[str]) -> list[Scenario]:
+    """``FILE|DIR|GLOB...`` as ``run`` takes them: every scenario found is loaded (an invalid
+    one is ``error: path:line:col: ...`` and exit 2, after all are reported), the model files
+    given and those next to the scenarios are installed, and ``-k``/``--tag`` select."""
+    from ksmrepro.collect import find_scenarios, select
+    from ksmrepro.models.userfile import use_model_files
+
+    scenarios, errors = load_all(find_scenarios(paths))
+    for error in errors:
+        print_error(str(error))
+    if errors:
+        ctx.exit(2)
+    use_model_files(list(models_files), [s.path for s in scenarios])
+    return select(scenarios, keyword, tags)
 
 
 def exit_status(records: Sequence[RunRecord]) -> int:

@@ -7,7 +7,7 @@ import json
 import click
 
 from ksmrepro.analysis.phases import DEFAULT_PHASES, MAX_PHASES
-from ksmrepro.cli._app import _write, load_all, print_error
+from ksmrepro.cli._app import _write, load_selected
 
 __all__ = ["command"]
 
@@ -41,17 +41,10 @@ def command(ctx: click.Context, paths: tuple[str, ...], models: tuple[str, ...],
     when one depends on the phase; 2 on an invalid scenario, model or option."""
     from ksmrepro.analysis.phases import sweeps
     from ksmrepro.analysis.render import phase_summary_line, phase_sweep_renderable, print_wide
-    from ksmrepro.collect import find_scenarios, plan, select
-    from ksmrepro.models.userfile import use_model_files
+    from ksmrepro.collect import plan
     from ksmrepro.report.console import make_console
 
-    scenarios, errors = load_all(find_scenarios(paths))
-    for error in errors:
-        print_error(str(error))
-    if errors:
-        ctx.exit(2)
-    use_model_files(models_files, [s.path for s in scenarios])
-    selected = select(scenarios, keyword, tags)
+    selected = load_selected(ctx, paths, models_files, keyword, tags)
     jobs_by_scenario = [(s, [j.model for j in plan([s], models)]) for s in selected]
     results = [sw for s, exprs in jobs_by_scenario for sw in sweeps(s, exprs, n, workers=jobs)]
     if json_out:

@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ksmrepro.cli._app import Outputs, exit_status, load_all, print_error, print_kernel_bugs
+from ksmrepro.cli._app import (
+    Outputs,
+    exit_status,
+    load_selected,
+    print_error,
+    print_kernel_bugs,
+)
 
 if TYPE_CHECKING:
     from ksmrepro.report import RunRecord
@@ -66,20 +72,12 @@ def command(ctx: click.Context, paths: tuple[str, ...], models: tuple[str, ...],
     are scenarios that cannot run on their model (git bisect run's "skip").
     """
     from ksmrepro.cli._jobs import execute
-    from ksmrepro.collect import find_scenarios, plan, select
+    from ksmrepro.collect import plan
     from ksmrepro.report.console import make_console, print_report
 
     outputs = Outputs(json_out, junit_out, tap_out)
     phase = parse_phase(ksmd_phase)
-    scenarios, errors = load_all(find_scenarios(paths))
-    for error in errors:
-        print_error(str(error))
-    if errors:
-        ctx.exit(2)
-    from ksmrepro.models.userfile import use_model_files
-
-    use_model_files(models_files, [s.path for s in scenarios])
-    selected = select(scenarios, keyword, tags)
+    selected = load_selected(ctx, paths, models_files, keyword, tags)
     if no_known_failures:
         from dataclasses import replace
 
