@@ -50,9 +50,14 @@ class PhaseSweep:
         return tuple(r.status for r in self.results)
 
     @property
+    def rows_differing(self) -> int:
+        """How many rows (a counter of a step, or a step's result) differ between phases."""
+        return sum(row.differs for row in self.rows)
+
+    @property
     def timing_dependent(self) -> bool:
         """Some observation, step result or status differs between phases."""
-        return any(row.differs for row in self.rows) or len(set(self.statuses)) > 1
+        return self.rows_differing > 0 or len(set(self.statuses)) > 1
 
     @property
     def outcome_dependent(self) -> bool:

@@ -152,6 +152,15 @@ def _phase_values(ps: PhaseSweep, dist: list[tuple[str, list[int]]]) -> Text:
     return text
 
 
+def _statuses_text(ps: PhaseSweep) -> Text:
+    return _phase_values(ps, [(_status_word(s), ix) for s, ix in ps.status_distribution()])
+
+
+def _plural(n: int, noun: str, verb: str) -> str:
+    """``3 printed values differ``, ``1 printed value differs``."""
+    return f"{n} {noun}{'s' if n != 1 else ''} {verb}{'' if n != 1 else 's'}"
+
+
 def phase_summary_line(ps: PhaseSweep) -> Text:
     """One line for a sweep among many: the scenario, the model and what depends on the phase."""
     text = Text()
@@ -159,12 +168,10 @@ def phase_summary_line(ps: PhaseSweep) -> Text:
     text.append(f"  {ps.file}  on {ps.model}: ")
     if ps.outcome_dependent:
         text.append("timing-dependent: ", style=DIVERGE)
-        text.append_text(_phase_values(ps, [(_status_word(s), ix)
-                                            for s, ix in ps.status_distribution()]))
+        text.append_text(_statuses_text(ps))
     elif ps.timing_dependent:
-        n = sum(r.differs for r in ps.rows)
-        text.append(f"{_status_word(ps.statuses[0])} at every phase; {n} printed value"
-                    f"{'s' if n != 1 else ''} differ{'' if n != 1 else 's'}")
+        text.append(f"{_status_word(ps.statuses[0])} at every phase; "
+                    f"{_plural(ps.rows_differing, 'printed value', 'differ')}")
     else:
         text.append(f"{_status_word(ps.statuses[0])} at every phase, every value the same",
                     style="green")
@@ -193,16 +200,14 @@ def phase_sweep_renderable(ps: PhaseSweep) -> RenderableType:
                       Text(row.counter, style=style), Text(row.expected, style=style),
                       _phase_values(ps, ps.distribution(row)))
     table.add_section()
-    status = [(_status_word(s), ix) for s, ix in ps.status_distribution()]
-    table.add_row(Text(""), Text(""), Text("outcome"), Text(""), _phase_values(ps, status))
+    table.add_row(Text(""), Text(""), Text("outcome"), Text(""), _statuses_text(ps))
     if ps.outcome_dependent:
         verdict = Text("timing-dependent: the outcome depends on where ksmd's passes fall "
                        "between the steps", style=DIVERGE)
     elif ps.timing_dependent:
-        n = sum(r.differs for r in ps.rows)
-        verdict = Text(f"the outcome is the same at every phase; {n} observed value"
-                       f"{'s' if n != 1 else ''} depend{'' if n != 1 else 's'} on "
-                       "where ksmd's passes fall", style=DIVERGE)
+        verdict = Text("the outcome is the same at every phase; "
+                       f"{_plural(ps.rows_differing, 'observed value', 'depend')} on where "
+                       "ksmd's passes fall", style=DIVERGE)
     else:
         verdict = Text("the same at every phase: where ksmd's passes fall does not decide it",
                        style="green")
