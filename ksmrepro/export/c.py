@@ -423,6 +423,11 @@ class _Exporter:
             args = f"{old}, {c_size(step.old_size)}, {c_size(step.new_size)}, {flags}"
             if step.new_addr is not None:
                 args += f", {self._addr(step, step.new_addr)}"
+            elif "MREMAP_DONTUNMAP" in step.flags:
+                # glibc's mremap() reads its variadic new_address for MREMAP_FIXED and for
+                # MREMAP_DONTUNMAP: without one the kernel gets whatever is in the register
+                # (EINVAL from mremap_to() when it is not page-aligned)
+                args += ", NULL"
             if step.as_ is None:
                 return [self._check(f"mremap({args}) == MAP_FAILED", step)]
             var = self._bind(step, step.as_)

@@ -169,6 +169,28 @@ def test_unexpected_errno_is_reported_and_ends_the_test(scenario_from, compile_c
     assert (res.status, res.error.step, res.error.errno) == ("failed", 1, "EINVAL")
 
 
+def test_mremap_dontunmap_passes_a_null_new_address(scenario_from, compile_c):
+    # glibc reads mremap()'s variadic new_address for MREMAP_DONTUNMAP too: without an explicit
+    # NULL the kernel got a stale register and 6.1's mremap_to() answered EINVAL (booted)
+    scenario = scenario_from("""\
+        name: dontunmap
+        steps:
+          - mmap: {as: a, length: 2 pages}
+          - memset: {addr: a, value: 7, length: 2 pages}
+          - mremap: {old_addr: a, old_size: 2 pages, new_size: 2 pages,
+                     flags: [MREMAP_MAYMOVE, MREMAP_DONTUNMAP], as: b}
+          - read: {addr: a, length: 2 pages}
+          - print: [rss_anon]
+        """)
+    source = export_c(scenario)
+    assert "MREMAP_MAYMOVE | MREMAP_DONTUNMAP, NULL);" in " ".join(source.split())
+    binary = compile_c(source, name="dontunmap")
+    out = subprocess.run([str(binary)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stdout + out.stderr
+    res = parse_output(scenario, out.stdout)
+    assert (res.status, res.error) == ("passed", None)
+
+
 # -- escaping ----------------------------------------------------------------------------------
 
 HOSTILE = 'x */ int EVIL; /* ??/ \\ "q" \n#error EVIL\u00e9'
