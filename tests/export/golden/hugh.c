@@ -328,7 +328,8 @@ static void catch_faults(void)
  * a field of /proc/self/ksm_stat (this process), and ksmrepro's extras from
  * /proc/self/status, /proc/vmstat, /proc/meminfo, /proc/self/smaps and the
  * process's memory cgroup.  *missing is set when this kernel has no such
- * counter (6.1's ksm_stat has only ksm_rmap_items, and its smaps no "KSM:").
+ * counter (6.1's ksm_stat has only ksm_rmap_items, ksm_merging_pages has a file
+ * of its own there, /proc/self/ksm_merging_pages, and its smaps has no "KSM:").
  */
 static const struct {
 	const char *name, *file, *key;
@@ -382,6 +383,8 @@ static long long counter(const char *name, int *missing)
 	for (i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
 		if (!strcmp(sources[i].name, name)) {
 			value = file_field(sources[i].file, sources[i].key, 0, missing);
+			if (*missing && !strcmp(name, "ksm_merging_pages"))
+				break;	/* below */
 			return sources[i].kb_to_pages && !*missing ? value / 4 : value;
 		}
 	if (!strcmp(name, "nr_swap_used")) {
@@ -408,7 +411,10 @@ static long long counter(const char *name, int *missing)
 			fclose(f);
 		return *missing ? -1 : value;
 	}
-	snprintf(path, sizeof(path), "/sys/kernel/mm/ksm/%s", name);
+	if (!strcmp(name, "ksm_merging_pages"))	/* 6.1's ksm_stat lacks it: its own file */
+		snprintf(path, sizeof(path), "/proc/self/ksm_merging_pages");
+	else
+		snprintf(path, sizeof(path), "/sys/kernel/mm/ksm/%s", name);
 	f = fopen(path, "r");
 	*missing = !f || fscanf(f, "%lld", &value) != 1;
 	if (f)
