@@ -75,12 +75,13 @@ PG_unevictable = 1 << 8
 PG_mlocked = 1 << 9
 PG_anon_exclusive = 1 << 10  # PageAnonExclusive (per page; uniform over a folio run)
 PG_idle = 1 << 11
+PG_reclaim = 1 << 12  # written back for reclaim: rotate to the tail when the write ends
 
 PG_NAMES = (
     (PG_locked, "locked"), (PG_referenced, "referenced"), (PG_dirty, "dirty"), (PG_lru, "lru"),
     (PG_active, "active"), (PG_workingset, "workingset"), (PG_swapbacked, "swapbacked"),
     (PG_swapcache, "swapcache"), (PG_unevictable, "unevictable"), (PG_mlocked, "mlocked"),
-    (PG_anon_exclusive, "anon_exclusive"),
+    (PG_anon_exclusive, "anon_exclusive"), (PG_reclaim, "reclaim"),
 )
 
 

@@ -24,12 +24,13 @@ from ksmrepro.mm.const import (
     VM_LOCKED,
     PG_active,
     PG_lru,
+    PG_reclaim,
     PG_referenced,
     PG_swapcache,
     PG_workingset,
 )
 from ksmrepro.mm.mm_types import Folio, PteRun, VmAreaStruct, folio_test_ksm
-from ksmrepro.mm.swap import LruList, Lruvec
+from ksmrepro.mm.swap import LruList, Lruvec, folio_rotate_reclaimable
 
 if TYPE_CHECKING:
     from ksmrepro.mm.kernel import Kernel
@@ -310,6 +311,9 @@ class LruGen:
         for f in back:
             if f.mapping is None and f.swap < 0:
                 k.free_folio(f)
+                continue
+            if f.flags & PG_reclaim:  # under writeback: its end rotates it (vmscan.putback)
+                folio_rotate_reclaimable(k, lv, f)
                 continue
             # don't add rejected folios to the oldest generation
             if self.lru_gen_folio_seq(lv, f, False) == g.min_seq:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ksmrepro.mm.const import PG_active, PG_idle, PG_lru, PG_referenced, PG_unevictable
+from ksmrepro.mm.const import PG_active, PG_idle, PG_lru, PG_reclaim, PG_referenced, PG_unevictable
 from ksmrepro.mm.mm_types import LRU_ACTIVE_ANON, LRU_INACTIVE_ANON, Folio
 
 if TYPE_CHECKING:
@@ -102,6 +102,23 @@ def lruvec_add_folio(lruvec: Lruvec, f: Folio) -> None:
     f.flags |= PG_lru
     f.lru = lru
     lruvec.lists[lru].add_head(f)
+
+
+def folio_rotate_reclaimable(k: Kernel, lruvec: Lruvec, f: Folio) -> None:
+    """folio_end_writeback() -> folio_rotate_reclaimable() / lru_move_tail_fn(): a folio
+    written back for reclaim goes to the tail of the inactive list, where reclaim isolates
+    next (with the multi-gen LRU, lru_gen_add_folio(reclaiming): the oldest generation's
+    tail).  PG_reclaim is cleared; PG_active too."""
+    f.flags &= ~(PG_reclaim | PG_active)
+    k.vmstat["pgrotated"] += f.nr
+    if lruvec.lrugen is not None:
+        from ksmrepro.mm.lru_gen import lru_gen_add_folio
+        lru_gen_add_folio(lruvec, f, True)
+        return
+    lru = 4 if f.flags & PG_unevictable else LRU_INACTIVE_ANON
+    f.flags |= PG_lru
+    f.lru = lru
+    lruvec.lists[lru].add_tail(f)
 
 
 def lruvec_del_folio(lruvec: Lruvec, f: Folio) -> None:

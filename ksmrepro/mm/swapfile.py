@@ -1,7 +1,9 @@
 """mm/swapfile.c and mm/swap_state.c: swap slots, swap_map counts and the swap cache.
 
-CUSTOM: one swap device whose writes complete synchronously (as SWP_SYNCHRONOUS_IO
-devices do), so a reclaimed folio is freed in the same shrink_folio_list() pass.
+One swap device, a block device like the virtio-blk disk of the real-kernel runs: a
+write is asynchronous, so a folio written for reclaim is freed by a later look, and until
+then a fault finds it in the swap cache (vmscan.py shrink_folio_list()).  Reads are not
+modelled as I/O (memory.py do_swap_page()).
 """
 
 from __future__ import annotations

@@ -17,12 +17,13 @@ from ksmrepro.mm.const import (
     PG_dirty,
     PG_lru,
     PG_mlocked,
+    PG_reclaim,
     PG_referenced,
     PG_swapcache,
     PG_workingset,
 )
 from ksmrepro.mm.mm_types import LRU_ACTIVE_ANON, LRU_INACTIVE_ANON, Folio, folio_test_ksm
-from ksmrepro.mm.swap import Lruvec, lruvec_add_folio, lruvec_del_folio
+from ksmrepro.mm.swap import Lruvec, folio_rotate_reclaimable, lruvec_add_folio, lruvec_del_folio
 
 if TYPE_CHECKING:
     from ksmrepro.mm.kernel import Kernel
@@ -112,10 +113,14 @@ class Vmscan:
         return out
 
     def putback(self, lv: Lruvec, folios: list[Folio]) -> None:
-        """move_folios_to_lru()."""
+        """move_folios_to_lru(); a folio whose swap write was started by this pass (PG_reclaim)
+        is then rotated to the tail by the write's end (folio_rotate_reclaimable())."""
         for f in folios:
             if f.mapping is None and f.swap < 0:
                 self.k.free_folio(f)
+                continue
+            if f.flags & PG_reclaim:
+                folio_rotate_reclaimable(self.k, lv, f)
                 continue
             lruvec_add_folio(lv, f)
 
@@ -151,11 +156,22 @@ class Vmscan:
                 k.vmstat["nr_unmap_fail"] += f.nr
                 ret.append(self._activate_locked(f))
                 continue
-            # pageout() -> swap_writepage(): synchronous device (CUSTOM), then clean
             if f.flags & PG_dirty:
-                f.flags &= ~PG_dirty
+                # pageout() -> swap_writepage(): PG_reclaim, then the write is submitted to
+                # the (asynchronous, block) swap device and is still under writeback when
+                # shrink_folio_list() looks again: "goto keep".  The folio stays clean in
+                # the swap cache, unmapped; the write's end rotates it to the tail
+                # (putback() / evict_folios()), and the next isolation frees it below.
+                # CUSTOM: every write ends between this pass and the next isolation.
+                f.flags = (f.flags & ~PG_dirty) | PG_reclaim
                 k.vmstat["pswpout"] += f.nr
                 k.tick_reclaim(k.costs.swap_out * f.nr)
+                if k.tracing and folio_test_ksm(f):
+                    k.trace("shrink_folio_list", f"KSM folio pfn {f.pfn:#x} unmapped and written "
+                            "to swap; kept in the swap cache until its next isolation",
+                            pfn=f.pfn)
+                ret.append(f)
+                continue
             if f.cpu >= 0:  # an extra reference: __remove_mapping() fails
                 ret.append(f)
                 continue
@@ -164,8 +180,8 @@ class Vmscan:
             ksm = folio_test_ksm(f)
             k.swapfile.delete_from_swap_cache(f)
             if ksm and k.tracing:
-                k.trace("shrink_folio_list", f"KSM folio pfn {f.pfn:#x} swapped out and freed; "
-                        "its stable node is now stale", pfn=f.pfn)
+                k.trace("shrink_folio_list", f"KSM folio pfn {f.pfn:#x} (written out) freed "
+                        "from the swap cache; its stable node is now stale", pfn=f.pfn)
             k.free_folio(f)
             sc.nr_reclaimed += f.nr
         return ret
@@ -246,7 +262,9 @@ class Vmscan:
 
     def do_try_to_free_pages(self, lvs: list[Lruvec], sc: ScanControl) -> int:
         # CUSTOM: start at the first priority whose scan target covers nr_to_reclaim: the
-        # higher priorities would only look at the same tail folios in smaller bites.
+        # higher priorities would only look at the same tail folios in smaller bites.  (So a
+        # try that starts at priority 0 frees what it wrote to swap only at the next try,
+        # where the kernel's later, smaller bites free some of it in the same try.)
         inactive = sum(lv.lists[LRU_INACTIVE_ANON].pages for lv in lvs)
         start = DEF_PRIORITY
         while start > 0 and inactive >> start < sc.nr_to_reclaim:

@@ -173,9 +173,12 @@ def test_ksmd_scans_between_the_tries_of_a_long_memory_reclaim():
     events = [e for e in sr.k.trace_events if e["step"] == 8]
     rounds = [i for i, e in enumerate(events) if e["event"] == "memory_reclaim"]
     scans = [i for i, e in enumerate(events) if e["event"] == "ksm_do_scan"]
-    # try 1 finds every page young, try 2 swaps them, then fruitless tries until EAGAIN
-    assert len(rounds) == 17 and events[rounds[1]]["data"]["reclaimed"] >= 16384
-    # full scans 2 and 3 fall due while try 2 swaps (a try's event is stamped with its end,
+    # try 1 finds every page young; try 2 writes them all to swap, and the writes end after
+    # the try, so try 3 frees them; then fruitless tries until EAGAIN
+    reclaimed = [events[i]["data"]["reclaimed"] for i in rounds]
+    assert len(rounds) == 17 and reclaimed[:3] == [0, 0, 16386] and not any(reclaimed[3:])
+    assert sr.k.vmstat["pswpout"] >= 16384
+    # full scans 2 and 3 fall due while try 2 writes (a try's event is stamped with its end,
     # a scan's with its own time): they run after try 2 and before try 3
     assert len(scans) == 2 and all(rounds[1] < i < rounds[2] for i in scans)
     t1, t2 = events[rounds[0]]["time_ns"], events[rounds[1]]["time_ns"]

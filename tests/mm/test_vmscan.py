@@ -3,7 +3,7 @@ partial unmap, swap cache, stale stable nodes, stranding."""
 
 import pytest
 
-from ksmrepro.mm.const import PG_active, PG_referenced, PG_swapcache, VM_LOCKED
+from ksmrepro.mm.const import PG_active, PG_dirty, PG_reclaim, PG_referenced, PG_swapcache, VM_LOCKED
 from ksmrepro.mm.mm_types import LRU_ACTIVE_ANON, LRU_INACTIVE_ANON, folio_test_ksm
 from ksmrepro.mm.vmscan import FOLIOREF_NAMES
 from tests.mm.conftest import (HUGH_MREMAP, HUGH_PREFIX, P, SwapRun, folio_at, name, pte,
@@ -164,6 +164,56 @@ def test_swapped_out_ksm_folio_leaves_a_stale_node_counted_until_ksmd_passes():
     k.ksm.ksm_do_scan(100)
     assert (k.ksm.pages_shared, k.ksm.pages_sharing, k.ksm.ksm_rmap_items) == (0, 0, 0)
     assert node not in k.ksm.stable_tree
+
+
+PAGEOUT = """
+    - mmap: {as: a, length: 4 pages}
+    - memset: {addr: a, value: 1, length: 4 pages}
+    - mmap: {as: b, length: 2 pages}
+    - memset: {addr: b, value: 2, length: 2 pages}
+    - madvise: {addr: a, length: 4 pages, advice: MADV_PAGEOUT}
+"""
+
+
+@pytest.mark.parametrize("model", ["v6.1", "v7.0-rc6"])
+def test_pageout_keeps_the_written_folio_in_the_swap_cache_at_the_inactive_tail(model):
+    # shrink_folio_list(): the swap write is asynchronous, the folio is under writeback when
+    # pageout() returns: "goto keep"; the write's end rotates it to the tail
+    sr = run_steps(PAGEOUT, model=model)
+    k = sr.k
+    e = pte(sr, name(sr, "a"))
+    assert isinstance(e, SwapRun) and e.nr == 4
+    f = k.swapcache.get(e.slot)
+    assert f is not None and f.nr == 4 and f.mapcount == 0
+    assert f.flags & PG_swapcache and not f.flags & (PG_dirty | PG_reclaim)
+    assert k.lruvec.lists[LRU_INACTIVE_ANON].tail is f
+    assert (k.vmstat["pswpout"], k.vmstat["pgrotated"]) == (4, 4)
+    # the next reclaim takes it first and frees it without writing it again
+    free = k.nr_free
+    k.swap.lru_add_drain(0)
+    k.vmscan.try_to_free_pages(4, cpu=0)
+    assert k.swapcache.get(e.slot) is None and f.mapping is None
+    assert k.nr_free == free + 4 and k.vmstat["pswpout"] == 4
+    assert isinstance(pte(sr, name(sr, "b")).folio, type(f))  # young b: kept at its first look
+
+
+def test_a_fault_on_a_page_still_in_the_swap_cache_maps_it_without_a_read():
+    sr = run_steps(PAGEOUT + """
+        - read: {addr: a, length: 4 pages}
+        - print: [pswpin, pswpout, swap_ents, rss_anon]
+    """)
+    k = sr.k
+    assert sr.result.observations[0].values == {
+        "pswpin": 0, "pswpout": 4, "swap_ents": 0, "rss_anon": 6}
+    f, _ = folio_at(sr, name(sr, "a"))
+    # do_swap_page() on a read fault keeps the swap cache (should_try_to_free_swap() says no)
+    assert f.mapcount == 1 and f.flags & PG_swapcache and k.swapcache.get(f.swap) is f
+    # written again, it is reused in place: do_wp_page()'s PageAnonExclusive shortcut (the
+    # exclusive marker came back from the swap pte), which keeps the swap cache too
+    free = k.nr_free
+    k.user_write(k.tasks["main"], name(sr, "a"), 4 * P, None)
+    assert folio_at(sr, name(sr, "a"))[0] is f and f.swap >= 0 and k.nr_free == free
+    assert pte(sr, name(sr, "a")).dirty
 
 
 @pytest.mark.parametrize(("model", "final"), [
