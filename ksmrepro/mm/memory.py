@@ -262,11 +262,18 @@ def _fault_segment(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, e
         k.tick((cost.fault + cost.zero_page) * n)
         return
     if isinstance(e, SwapRun):
-        k.do_swap_page(task, vma, e, vpn, n)
-        e2 = mm.pt[vpn]
-        if write:
-            _fault_segment(k, task, vma, vpn, min(n, e2.vpn + e2.folio.nr - vpn), e2, write,
-                           op, unshare)
+        # one do_swap_page() per page in the kernel; here per stretch of pages that are all in
+        # the swap cache (one folio run) or all not, in address order
+        v, end = vpn, vpn + n
+        while v < end:
+            cur = mm.pt[v]
+            if isinstance(cur, SwapRun):
+                k.do_swap_page(task, vma, cur, v, min(end, cur.vpn + cur.nr) - v)
+                cur = mm.pt[v]
+            m = min(end - v, cur.vpn + cur.folio.nr - v)
+            if write:
+                _fault_segment(k, task, vma, v, m, cur, write, op, unshare)
+            v += m
         return
     # present pte
     p: PteRun = e
@@ -365,6 +372,7 @@ def copy_pte_range(k: Kernel, dst_vma: VmAreaStruct, src_vma: VmAreaStruct) -> N
         elif isinstance(e, SwapRun):
             off = v - e.vpn
             k.swapfile.swap_duplicate(e.slot + off, n)
+            e.exclusive = False  # copy_nonpresent_pte(): pte_swp_clear_exclusive() on both
             s = SwapRun(e.slot + off, v, n, e.page_content(off), e.stride)
             dst.pt.set_range(v, v + n, s)
             dst.swapents += n
@@ -384,37 +392,46 @@ def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int,
     off = vpn - e.vpn
     slot = e.slot + off
     cached = k.swapcache.get(slot)
+    m = min(n, e.nr - off)
     if cached is not None:
         f = cached
         i = slot - f.swap
-        m = min(n, f.nr - i, e.nr - off)
+        m = min(m, f.nr - i)
         if i or m < f.nr:  # isolate the cached folios this segment maps
             if i:
                 _, f = split_folio_run(k, f, i)
             if m < f.nr:
                 f, _ = split_folio_run(k, f, m)
         if folio_test_ksm(f) and not k.ksm.ksm_might_need_to_copy_ok(f):
-            cached = None  # ksm_might_need_to_copy(): the KSM folio must be copied
+            # ksm_might_need_to_copy(): a new folio with the KSM folio's content; no read.
+            # The pte's reference on the slot goes; the KSM folio stays in the swap cache.
             k.vmstat["ksm_swpin_copy"] += m
-        else:
-            p = PteRun(mm, f, vpn, young=True, dirty=False, write=False)
-            f.ptes.append(p)
-            f.mapcount += 1  # folio_add_anon_rmap_ptes()
-            mm.pt.set_range(vpn, vpn + m, p)
-            mm.rss_anon += m
             mm.swapents -= m
             k.swapfile.swap_free(slot, m)
-            k.tick(k.costs.fault * m)
-            if k.tracing and folio_test_ksm(f):
-                k.trace("do_swap_page", f"{mm.owner}:{vpn << PAGE_SHIFT:#x} maps KSM folio pfn "
-                        f"{f.pfn:#x} again from the swap cache", pfn=f.pfn)
+            map_new_anon(k, task, vma, vpn, m, e.page_content(off), e.stride, write=False)
+            k.tick((k.costs.fault + k.costs.copy_page) * m)
             return
-    m = min(n, e.nr - off)
+        if e.exclusive:  # RMAP_EXCLUSIVE: the swap pte's marker goes back to the page
+            f.flags |= PG_anon_exclusive
+        p = PteRun(mm, f, vpn, young=True, dirty=False, write=False)
+        f.ptes.append(p)
+        f.mapcount += 1  # folio_add_anon_rmap_ptes()
+        mm.pt.set_range(vpn, vpn + m, p)
+        mm.rss_anon += m
+        mm.swapents -= m
+        k.swapfile.swap_free(slot, m)
+        k.tick(k.costs.fault * m)
+        if k.tracing and folio_test_ksm(f):
+            k.trace("do_swap_page", f"{mm.owner}:{vpn << PAGE_SHIFT:#x} maps KSM folio pfn "
+                    f"{f.pfn:#x} again from the swap cache", pfn=f.pfn)
+        return
+    if not k.swapcache.none_in(slot, slot + m):  # stop at the next page still in the swap cache
+        m = k.swapcache.items_in(slot, slot + m)[0][0] - slot
     shadow = k.swapfile.shadow[slot]
     active = k.vmscan.workingset_refault(k.lruvec_for_task(task), shadow, m)
     c = e.page_content(off)
     mm.swapents -= m
-    k.swapfile.free_swap_and_cache(slot, m)  # an unmapped swap-cache folio goes too
+    k.swapfile.free_swap_and_cache(slot, m)
     map_new_anon(k, task, vma, vpn, m, c, e.stride, write=False, active=active)
     k.vmstat["pswpin"] += m
     k.tick((k.costs.fault + k.costs.swap_in) * m)

@@ -101,19 +101,23 @@ class PteRun:
 
 
 class SwapRun:
-    """Swap ptes for ``nr`` consecutive pages: page ``vpn + i`` is in swap slot ``slot + i``.
+    """Swap ptes for ``nr`` consecutive pages: page ``vpn + i`` is in swap slot ``slot + i``;
+    ``exclusive`` is pte_swp_exclusive(): the page was PageAnonExclusive when it was unmapped
+    (try_to_unmap_one()), and stays so until fork shares the entry (copy_nonpresent_pte()).
 
     CUSTOM: the content written to those slots travels with the swap pte (the simulated
     swap device stores no data).  Shadow entries live in the swap device (swapfile.py)."""
 
-    __slots__ = ("slot", "vpn", "nr", "content", "stride")
+    __slots__ = ("slot", "vpn", "nr", "content", "stride", "exclusive")
 
-    def __init__(self, slot: int, vpn: int, nr: int, content: Any, stride: int) -> None:
+    def __init__(self, slot: int, vpn: int, nr: int, content: Any, stride: int,
+                 exclusive: bool = False) -> None:
         self.slot = slot
         self.vpn = vpn
         self.nr = nr
         self.content = content
         self.stride = stride
+        self.exclusive = exclusive
 
     def page_content(self, i: int) -> Any:
         if self.stride:

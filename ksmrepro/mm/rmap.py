@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from ksmrepro.mm.const import PAGE_SHIFT, ULONG_MAX, VM_EXEC, VM_LOCKED, VM_READ, VM_WRITE, PG_dirty
+from ksmrepro.mm.const import (
+    PAGE_SHIFT,
+    ULONG_MAX,
+    VM_EXEC,
+    VM_LOCKED,
+    VM_READ,
+    VM_WRITE,
+    PG_anon_exclusive,
+    PG_dirty,
+)
 from ksmrepro.mm.mm_types import (
     AnonVma,
     AnonVmaChain,
@@ -197,7 +206,10 @@ class Rmap:
             if p.dirty:
                 f.flags |= PG_dirty
             k.swapfile.swap_duplicate(f.swap, f.nr)
-            s = SwapRun(f.swap, p.vpn, f.nr, f.content, f.stride)
+            # page_try_share_anon_rmap(): PageAnonExclusive moves into the swap pte
+            s = SwapRun(f.swap, p.vpn, f.nr, f.content, f.stride,
+                        bool(f.flags & PG_anon_exclusive))
+            f.flags &= ~PG_anon_exclusive
             mm.pt.set_range(p.vpn, p.vpn + f.nr, s)
             f.ptes.remove(p)
             f.mapcount -= 1

@@ -45,7 +45,8 @@ def _split_runs_at(k: Kernel, mm: MmStruct, vpn: int) -> None:
         k.memory.split_folio_run(k, e.folio, vpn - e.vpn)
     elif isinstance(e, SwapRun) and e.vpn < vpn:
         off = vpn - e.vpn
-        upper = SwapRun(e.slot + off, vpn, e.nr - off, e.page_content(off), e.stride)
+        upper = SwapRun(e.slot + off, vpn, e.nr - off, e.page_content(off), e.stride,
+                        e.exclusive)
         e.nr = off
         mm.pt.set_range(vpn, vpn + upper.nr, upper)
 

@@ -216,6 +216,35 @@ def test_a_fault_on_a_page_still_in_the_swap_cache_maps_it_without_a_read():
     assert pte(sr, name(sr, "a")).dirty
 
 
+def test_a_fault_over_swap_ptes_partly_in_the_swap_cache_maps_every_page():
+    # after MADV_PAGEOUT and fork, the child reads half: those folios are split off and mapped
+    # by the child; the parent's write over all eight then meets two cached runs (booted on
+    # 6.1: the parent ends with every page resident and no swap entry left)
+    sr = run_steps("""
+        - mmap: {as: a, length: 8 pages}
+        - memset: {addr: a, value: 3, length: 8 pages}
+        - madvise: {addr: a, length: 8 pages, advice: MADV_PAGEOUT}
+        - fork: {child: c}
+        - {read: {addr: a, length: 4 pages}, proc: c}
+        - touch: {addr: a, length: 8 pages}
+        - print: [pswpin, swap_ents, rss_anon]
+        - {print: [swap_ents, rss_anon], proc: c}
+    """, model="v6.1")
+    parent, child = (o.values for o in sr.result.observations)
+    assert parent == {"pswpin": 0, "swap_ents": 0, "rss_anon": 8}
+    assert child == {"swap_ents": 4, "rss_anon": 4}
+    a = name(sr, "a")
+    # every page is copied: 0-3 are mapped by the child, and 4-7 are still referenced by the
+    # child's swap entries (fork cleared their exclusive marker, folio_free_swap() fails), so
+    # do_wp_page() cannot reuse them; the cached folio of 4-7 stays for the child
+    for i in range(8):
+        f, _ = folio_at(sr, a + i * P)
+        assert f.mapcount == 1 and not f.flags & PG_swapcache and pte(sr, a + i * P).dirty
+    e = pte(sr, a + 4 * P, "c")
+    cached = sr.k.swapcache.get(e.slot + a // P + 4 - e.vpn)
+    assert cached is not None and cached.mapcount == 0
+
+
 @pytest.mark.parametrize(("model", "final"), [
     ("v7.0-rc6+ksm-pte-mkold", (0, 0)),
     ("mm-2026-04+ksm-pte-mkold", (1, 0)),
