@@ -478,8 +478,10 @@ class Kernel:
                 f.nr for b in self.lru_add for f in b if f.memcg is task.memcg)) * PAGE_SIZE
             mm = task.mm
             c.update(self.ksm.ksm_stat(mm))
-            c["rss_anon"] = mm.rss_anon
-            c["swap_ents"] = mm.swapents
+            # /proc/PID/status reads the mm's counters: without what SPLIT_RSS_COUNTING still
+            # holds in the task (v6.1), where get_mm_counter() reads a negative count as 0
+            c["rss_anon"] = max(mm.rss_anon - task.rss_pending[0], 0)
+            c["swap_ents"] = max(mm.swapents - task.rss_pending[1], 0)
             if want is None or "smaps_ksm" in want:
                 c["smaps_ksm"] = self.smaps_ksm(mm)
         return c

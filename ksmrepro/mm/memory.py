@@ -230,8 +230,55 @@ def handle_mm_fault_range(k: Kernel, task: Task, addr: int, length: int, *, writ
         while vpn < stop:
             # one segment at a time: handling it may split runs or reclaim elsewhere
             seg_vpn, n, e = next(_segments(mm, vpn, stop))
+            if k.switches.split_rss_counting:
+                check_sync_rss_stat(task, n, *_fault_rss_deltas(e, write, unshare))
             _fault_segment(k, task, vma, seg_vpn, n, e, write, op, unshare)
             vpn = seg_vpn + n
+
+
+TASK_RSS_EVENTS_THRESH = 64
+
+
+def _fault_rss_deltas(e: Any, write: bool, unshare: bool) -> tuple[bool, int, int]:
+    """Whether an access to a segment of kind ``e`` is a page fault, and the per-page
+    MM_ANONPAGES / MM_SWAPENTS change its handler makes with add_mm_counter_fast()."""
+    if isinstance(e, SwapRun):
+        return True, 1, -1  # do_swap_page()
+    if isinstance(e, PteRun):
+        return (write or unshare) and not (e.write and not unshare), 0, 0  # do_wp_page()
+    if unshare:
+        return False, 0, 0  # break_ksm() faults only on a KSM page
+    if e is None:
+        return True, int(write), 0  # do_anonymous_page(): the zero page, or a new folio
+    return write, 1, 0  # a write to the zero page: wp_page_copy() of a new folio
+
+
+def check_sync_rss_stat(task: Task, n: int, fault: bool, d_anon: int, d_swap: int) -> None:
+    """SPLIT_RSS_COUNTING (v6.1): ``n`` page faults of ``task`` on its own mm, each changing
+    MM_ANONPAGES by ``d_anon`` and MM_SWAPENTS by ``d_swap`` through add_mm_counter_fast(),
+    i.e. in task->rss_stat.  handle_mm_fault() -> check_sync_rss_stat() folds that cache
+    into the mm (sync_mm_rss()) at the fault that finds more than 64 events counted, before
+    the fault's own change.  The mm's counters here are the true ones; ``rss_pending`` is
+    the part /proc/PID/status does not show yet."""
+    if not fault:
+        return
+    e0 = task.rss_events
+    first = TASK_RSS_EVENTS_THRESH + 1 - e0  # index of the first fault that syncs
+    if first >= n:
+        task.rss_events = e0 + n
+        task.rss_pending[0] += n * d_anon
+        task.rss_pending[1] += n * d_swap
+        return
+    last = first + (TASK_RSS_EVENTS_THRESH + 2) * ((n - 1 - first) // (TASK_RSS_EVENTS_THRESH + 2))
+    task.rss_events = n - 1 - last
+    task.rss_pending[0] = (n - last) * d_anon
+    task.rss_pending[1] = (n - last) * d_swap
+
+
+def sync_mm_rss(task: Task) -> None:
+    """sync_mm_rss(): the task's cached counts go into its mm."""
+    task.rss_pending[0] = task.rss_pending[1] = 0
+    task.rss_events = 0
 
 
 def _fault_segment(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, e: Any,
@@ -349,6 +396,9 @@ def zap_pte_range(k: Kernel, mm: MmStruct, vpn: int, end: int) -> None:
             mm.pt.clear_range(v, v + n)
             if e.dirty:
                 k.ksm.ksm_might_unmap_zero_page(mm, n)
+    if k.switches.split_rss_counting and mm.owner in k.tasks:
+        # add_mm_rss_vec(): the zapping task is the mm's own (munmap, madvise, exit)
+        sync_mm_rss(k.tasks[mm.owner])
     k.tick(k.costs.zap * (end - vpn))
 
 

@@ -247,6 +247,10 @@ class Task:
         self.memcg = memcg
         self.names: dict[str, int] = {}  # the scenario's address variables of this process
         self.alive = True
+        # task->rss_stat (SPLIT_RSS_COUNTING): MM_ANONPAGES and MM_SWAPENTS counted by this
+        # task's faults and not yet folded into its mm, and the faults since the last fold
+        self.rss_pending = [0, 0]
+        self.rss_events = 0
 
 
 def vpn_of(addr: int) -> int:

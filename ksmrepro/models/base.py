@@ -57,6 +57,11 @@ class Switches:
     ksm_merge_any_survives_slot_free: bool = True
     # mm/vmscan.c: CONFIG_LRU_GEN_ENABLED (the multi-gen LRU on at boot).
     lru_gen_enabled: bool = False
+    # mm/memory.c add_mm_counter_fast() / check_sync_rss_stat() (SPLIT_RSS_COUNTING): a task's
+    # own faults count MM_ANONPAGES/MM_SWAPENTS in a per-task cache, folded into the mm every
+    # 64 faults (and by zap_pte_range()'s add_mm_rss_vec()), so /proc/PID/status lags.  Gone
+    # in v6.2 (f1a7941243c1 "mm: convert mm's rss stats into percpu_counter").
+    split_rss_counting: bool = False
 
     def changed_from(self, other: Switches) -> dict[str, tuple[Any, Any]]:
         return {f.name: (getattr(other, f.name), getattr(self, f.name))

@@ -23,6 +23,7 @@ V6_1 = Base(
         ksm_range_walk=False,  # the KSM range walk is v6.19
         ksm_prctl_merge_any=False,  # PR_SET_MEMORY_MERGE arrived in v6.4
         ksm_merge_any_survives_slot_free=False,
+        split_rss_counting=True,  # percpu rss counters replaced it in v6.2
     ),
     summary=(
         "Debian's 6.1: PAGEVEC_SIZE 15, no smart scan, every address probed by ksmd, "

@@ -1,5 +1,7 @@
 """mm/memory.c: zero page, write faults, CoW, fork, folio index."""
 
+import pytest
+
 from ksmrepro.mm.mm_types import ZeroPte, linear_page_index
 from tests.mm.conftest import P, folio_at, name, pte, run_steps
 
@@ -82,3 +84,27 @@ def test_exit_frees_memory():
     """)
     k = sr.k
     assert k.nr_free == k.totalram - k.totalram * 4 // 100
+
+
+@pytest.mark.parametrize(("model", "seen"), [
+    ("v7.0-rc6", [10, 110, 110, 109]),
+    # SPLIT_RSS_COUNTING: the 66th fault folds the 65 before it into the mm; munmap's
+    # zap_pte_range() (add_mm_rss_vec()) folds the rest
+    ("v6.1", [0, 65, 110, 109]),
+])
+def test_rss_anon_of_v61_lags_the_task_faults(model, seen):
+    sr = run_steps("""
+        - mmap: {as: a, length: 10 pages}
+        - memset: {addr: a, value: 1, length: 10 pages}
+        - print: [rss_anon]
+        - mmap: {as: b, length: 100 pages}
+        - memset: {addr: b, value: 2, length: 100 pages}
+        - print: [rss_anon]
+        - mmap: {as: c, length: 1 page}
+        - munmap: {addr: c, length: 1 page}
+        - print: [rss_anon]
+        - munmap: {addr: a, length: 1 page}
+        - print: [rss_anon]
+    """, model=model)
+    assert [o.values["rss_anon"] for o in sr.result.observations] == seen
+    assert sr.k.tasks["main"].mm.rss_anon == 109
