@@ -19,13 +19,16 @@ from ksmrepro.mm.const import (
     PAGE_SIZE,
     ULONG_MAX,
     VM_DONTEXPAND,
+    VM_EXEC,
     VM_HUGETLB,
     VM_IO,
     VM_MAYSHARE,
     VM_MERGEABLE,
     VM_MIXEDMAP,
     VM_PFNMAP,
+    VM_READ,
     VM_SHARED,
+    VM_WRITE,
     Errno,
     PG_anon_exclusive,
     PG_dirty,
@@ -63,6 +66,11 @@ DEFAULT_KNOBS: dict[str, Any] = {
 }
 VM_KSM_INCOMPATIBLE = (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_HUGETLB
                        | VM_MIXEDMAP)
+
+
+def vma_is_accessible(vma: VmAreaStruct) -> bool:
+    """vma_is_accessible(): its ptes are not PROT_NONE (pte_protnone() on x86)."""
+    return bool(vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC))
 
 
 class KsmRmapItem:
@@ -284,6 +292,8 @@ class Ksm:
     def break_ksm(self, vma: VmAreaStruct, addr: int) -> None:
         """break_ksm(): FAULT_FLAG_UNSHARE until the pte no longer maps a KSM page."""
         mm = vma.vm_mm
+        if self.k.switches.ksm_break_ksm_skips_protnone and not vma_is_accessible(vma):
+            return  # follow_page() without FOLL_FORCE: no page behind a PROT_NONE pte
         task = self.k.task_of_mm(mm)
         for _ in range(4):
             e = mm.pt.get(addr >> PAGE_SHIFT)
@@ -534,9 +544,12 @@ class Ksm:
             item.remaining_skips = 0
 
     def get_mergeable_page(self, item: KsmRmapItem) -> tuple[PteRun, int] | None:
+        """get_mergeable_page(): the anon page now at the item's address, if any."""
         vma = self.find_mergeable_vma(item.mm, item.address)
         if vma is None:
             return None
+        if self.k.switches.ksm_get_mergeable_page_skips_protnone and not vma_is_accessible(vma):
+            return None  # follow_page() without FOLL_FORCE: no page behind a PROT_NONE pte
         p = self._page_at(item.mm, item.address)
         return None if p is None else (p, item.address >> PAGE_SHIFT)
 

@@ -223,8 +223,10 @@ def handle_mm_fault_range(k: Kernel, task: Task, addr: int, length: int, *, writ
         vma = k.find_vma(mm, vpn << PAGE_SHIFT)
         if vma is None or vma.vm_start > (vpn << PAGE_SHIFT):
             raise SigSegv(vpn << PAGE_SHIFT, f"SIGSEGV (SEGV_MAPERR) at {vpn << PAGE_SHIFT:#x}")
-        need = VM_WRITE if write and not unshare else VM_READ
-        if not vma.vm_flags & need:
+        # access_error() is the user fault's check; break_ksm()'s FAULT_FLAG_UNSHARE fault
+        # comes from the kernel and unshares in a PROT_NONE vma too (do_wp_page())
+        need = 0 if unshare else VM_WRITE if write else VM_READ
+        if need and not vma.vm_flags & need:
             raise SigSegv(vpn << PAGE_SHIFT, f"SIGSEGV (SEGV_ACCERR) at {vpn << PAGE_SHIFT:#x}")
         stop = min(end_vpn, vma.vm_end >> PAGE_SHIFT)
         while vpn < stop:

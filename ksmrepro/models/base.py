@@ -57,6 +57,15 @@ class Switches:
     ksm_merge_any_survives_slot_free: bool = True
     # mm/vmscan.c: CONFIG_LRU_GEN_ENABLED (the multi-gen LRU on at boot).
     lru_gen_enabled: bool = False
+    # mm/ksm.c get_mergeable_page(): follow_page(FOLL_GET) (up to v6.11) finds no page behind
+    # a PROT_NONE pte (follow_page_pte(): pte_protnone() without FOLL_FORCE), so an unstable
+    # tree item there matches nothing; folio_walk_start() (v6.12, "mm/ksm: convert
+    # get_mergeable_page() from follow_page() to folio_walk") takes any present pte.
+    ksm_get_mergeable_page_skips_protnone: bool = False
+    # mm/ksm.c break_ksm(): follow_page() (up to v6.1) skips a PROT_NONE pte, so
+    # MADV_UNMERGEABLE leaves such a KSM page mapped; walk_page_range_vma() (v6.2, "mm/ksm:
+    # convert break_ksm() to use walk_page_range_vma()") unshares it.
+    ksm_break_ksm_skips_protnone: bool = False
     # mm/memory.c add_mm_counter_fast() / check_sync_rss_stat() (SPLIT_RSS_COUNTING): a task's
     # own faults count MM_ANONPAGES/MM_SWAPENTS in a per-task cache, folded into the mm every
     # 64 faults (and by zap_pte_range()'s add_mm_rss_vec()), so /proc/PID/status lags.  Gone

@@ -20,10 +20,14 @@ V6_1 = Base(
         ksm_smart_scan=False,  # should_skip_rmap_item() arrived in v6.7
         ksm_checksum_before_stable_search=False,  # d58a361b0350 is v6.11
         ksm_fork_resets_counters=False,  # 4d6fc29f3634 is v6.18
-        ksm_range_walk=False,  # the KSM range walk is v6.19
+        # the KSM range walk is v6.19 (Debian's 6.1.192 source carries a backport of it; the
+        # switch changes ksmd's cost only, and v6.1's timing was fitted without it)
+        ksm_range_walk=False,
         ksm_prctl_merge_any=False,  # PR_SET_MEMORY_MERGE arrived in v6.4
         ksm_merge_any_survives_slot_free=False,
         split_rss_counting=True,  # percpu rss counters replaced it in v6.2
+        ksm_get_mergeable_page_skips_protnone=True,  # follow_page() until v6.12
+        ksm_break_ksm_skips_protnone=True,  # follow_page() until v6.2
     ),
     summary=(
         "Debian's 6.1: PAGEVEC_SIZE 15, no smart scan, every address probed by ksmd, "

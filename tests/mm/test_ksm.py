@@ -242,3 +242,49 @@ def test_knobs_newer_than_the_kernel_are_unsupported_not_failures():
     assert sr.result.error.errno == "EINVAL" and sr.result.error.unsupported
     sr = run_steps("- sysfs: {path: /sys/kernel/mm/ksm/run, value: 7}", model="v6.1")
     assert sr.result.error.errno == "EINVAL" and not sr.result.error.unsupported
+
+
+PROT_NONE_STEPS = """
+    - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+    - mmap: {as: a, length: 4 pages}
+    - madvise: {addr: a, length: 4 pages, advice: MADV_MERGEABLE}
+    - memset: {addr: a, value: 0x52, length: 4 pages}
+    - mprotect: {addr: a, length: 4 pages, prot: [PROT_NONE]}
+    - ksm_wait: {full_scans: 3}
+    - print: [pages_shared, pages_sharing, pages_unshared, pages_volatile]
+    - madvise: {addr: a, length: 4 pages, advice: MADV_UNMERGEABLE}
+    - print: [cow_ksm]
+"""
+
+
+@pytest.mark.parametrize(("model", "merged", "cow_ksm"), [
+    # get_mergeable_page()/break_ksm() through follow_page(): no page behind PROT_NONE
+    # (booted: scenarios/calibration/ksm-prot-none.yaml)
+    ("v6.1", {"pages_shared": 0, "pages_sharing": 0, "pages_unshared": 1, "pages_volatile": 3}, 0),
+    # folio_walk (v6.12) merges them; break_ksm()'s unshare fault copies them (v6.2)
+    ("v7.0-rc6", {"pages_shared": 1, "pages_sharing": 3, "pages_unshared": 0, "pages_volatile": 0}, 4),
+])
+def test_prot_none_pages_merge_and_unmerge_by_kernel_version(model, merged, cow_ksm):
+    sr = run_steps(PROT_NONE_STEPS, model=model)
+    assert sr.result.error is None  # the unshare fault is not a user access: no SIGSEGV
+    assert sr.result.observations[0].values == merged
+    assert sr.result.observations[1].values == {"cow_ksm": cow_ksm}
+
+
+@pytest.mark.parametrize(("model", "still_ksm"), [("v6.1", True), ("v7.0-rc6", False)])
+def test_madv_unmergeable_on_prot_none_ksm_pages(model, still_ksm):
+    # merged while readable, then PROT_NONE: 6.1's break_ksm() finds no page to unshare
+    sr = run_steps("""
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+        - mmap: {as: a, length: 4 pages}
+        - madvise: {addr: a, length: 4 pages, advice: MADV_MERGEABLE}
+        - memset: {addr: a, value: 0x52, length: 4 pages}
+        - ksm_wait: {full_scans: 3}
+        - expect: {pages_shared: 1, pages_sharing: 3}
+        - mprotect: {addr: a, length: 4 pages, prot: [PROT_NONE]}
+        - madvise: {addr: a, length: 4 pages, advice: MADV_UNMERGEABLE}
+    """, model=model)
+    assert sr.result.error is None and sr.result.status == "passed"
+    for i in range(4):
+        f, _ = folio_at(sr, name(sr, "a") + i * P)
+        assert folio_test_ksm(f) is still_ksm
