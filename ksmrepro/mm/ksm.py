@@ -400,16 +400,19 @@ class Ksm:
             chain.chain_prune_time = now_ms
         best: tuple[KsmStableNode, Folio] | None = None
         max_sharing = int(self.knobs["max_page_sharing"])
-        for dup in list(chain.dups):
+        stale = []
+        for dup in chain.dups:
             f = dup.kfolio
             if f is None or f.mapping is not dup:  # ksm_get_folio(): stale, removed
-                self.ksm_get_folio(dup)
+                stale.append(dup)  # (removed below: not while walking the list)
                 continue
             n = dup.rmap_hlist_len  # __is_page_sharing_candidate()
             if 0 < n < max_sharing and (best is None or n > best[0].rmap_hlist_len):
                 best = (dup, f)
                 if not do_prune:
                     break
+        for dup in stale:
+            self.ksm_get_folio(dup)
         if len(chain.dups) == 1 and chain in self.stable_tree:
             dup = chain.dups[0]  # collapse: the dup replaces the chain in the tree
             self.stable_tree[self.stable_tree.index(chain)] = dup
@@ -959,17 +962,25 @@ class Ksm:
             n = 0
             if m.IS_KSM:  # steady state: as many as follow
                 limit = min(budget - done, len(lst) - idx, (end - addr) >> PAGE_SHIFT)
+                # item by item beside its page table's entries, one PTE table at a time
                 a = addr
                 while n < limit:
-                    it = lst[idx + n]
                     v = a >> PAGE_SHIFT
                     t = tables.get(v >> 9)
-                    q = t[v & 511] if t is not None else None
-                    if it.address != a or q is None or q.__class__ is not PteRun \
-                            or it.head is not q.folio.mapping:
+                    if t is None:
                         break
-                    n += 1
-                    a += PAGE_SIZE
+                    lo = v & 511
+                    hi = min(512, lo + limit - n)
+                    run = 0
+                    for it, q in zip(lst[idx + n:idx + n + hi - lo], t[lo:hi], strict=True):
+                        if it.address != a or q is None or q.__class__ is not PteRun \
+                                or it.head is not q.folio.mapping:
+                            break
+                        run += 1
+                        a += PAGE_SIZE
+                    n += run
+                    if run < hi - lo:
+                        break
             elif item is None or item.address > addr:  # first visits, up to the next item
                 if not checksum_first:
                     break  # before v6.11 a first visit searches the stable tree too
