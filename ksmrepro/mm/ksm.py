@@ -1077,18 +1077,21 @@ class Ksm:
         mm.pt.set_many(vpn, ptes)
         av = vma.anon_vma
         lpi = k.switches.ksm_rmap_item_linear_page_index
-        for it in items:
-            if smart:
+        # (_merge_stretch() took only items with no flags: STABLE_FLAG is all they get)
+        if smart:
+            for it in items:
                 age = it.age
                 if age != 255:
                     it.age = age + 1
                 if age >= 3:
                     it.remaining_skips = 1 if age <= 3 else 2 if age <= 5 else 4 if age <= 8 else 8
+        for it in items:
             it.anon_vma = av
-            if lpi:
-                it.linear_page_index = linear_page_index(vma, it.address)
             it.head = tnode
-            it.flags |= STABLE_FLAG
+            it.flags = STABLE_FLAG
+        if lpi:
+            for it in items:
+                it.linear_page_index = linear_page_index(vma, it.address)
         kfolio.ptes.extend(ptes)
         kfolio.mapcount += n
         old.ptes.remove(e)
