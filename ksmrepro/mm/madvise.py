@@ -14,6 +14,7 @@ from ksmrepro.mm.const import (
     VM_EXEC,
     VM_HUGEPAGE,
     VM_IO,
+    VM_LOCKED,
     VM_MAYEXEC,
     VM_MAYREAD,
     VM_MAYWRITE,
@@ -36,7 +37,7 @@ _FLAG_ADVICE = {
     "MADV_HUGEPAGE": (VM_HUGEPAGE, VM_NOHUGEPAGE), "MADV_NOHUGEPAGE": (VM_NOHUGEPAGE, VM_HUGEPAGE),
 }
 # STUB: read-ahead hints and MADV_FREE's lazy freeing have no effect on anonymous memory here
-_NOOP_ADVICE = ("MADV_NORMAL", "MADV_RANDOM", "MADV_SEQUENTIAL", "MADV_WILLNEED", "MADV_FREE")
+_NOOP_ADVICE = ("MADV_NORMAL", "MADV_RANDOM", "MADV_SEQUENTIAL", "MADV_WILLNEED")
 
 
 def _update_flags(k: Kernel, mm, start: int, end: int, fn) -> None:  # noqa: ANN001
@@ -76,8 +77,12 @@ def sys_madvise(k: Kernel, task: Task, start: int, length: int, advice: str) -> 
                 v.vm_flags & VM_IO for v in mm.vmas if v.vm_start < end and v.vm_end > start):
             raise Errno("EINVAL", "MADV_DOFORK on a VM_IO mapping")
         _update_flags(k, mm, start, end, lambda v, s, e: (v.vm_flags | setf) & ~clearf)
-    elif advice == "MADV_DONTNEED":
-        for v in _vmas_in(mm, start, end):
+    elif advice in ("MADV_DONTNEED", "MADV_FREE"):
+        for v in _vmas_in(mm, start, end):  # madvise_walk_vmas(): vma by vma, in order
+            if v.vm_flags & VM_LOCKED:  # madvise_dontneed_free_valid_vma()
+                raise Errno("EINVAL", f"{advice} on a VM_LOCKED mapping")
+            if advice == "MADV_FREE":
+                continue  # no lazy freeing here (the STUB above _NOOP_ADVICE)
             k.swap.lru_add_drain(task.cpu)  # zap_page_range_single(): lru_add_drain() first
             k.memory.zap_pte_range(k, mm, max(start, v.vm_start) >> PAGE_SHIFT,
                                    min(end, v.vm_end) >> PAGE_SHIFT)
@@ -101,28 +106,39 @@ def _vmas_in(mm, start: int, end: int) -> list[VmAreaStruct]:  # noqa: ANN001
 
 
 def madvise_cold_or_pageout(k: Kernel, task: Task, start: int, end: int, pageout: bool) -> None:
-    """madvise_cold_or_pageout_pte_range(): folios mapped exactly once in the range (a small
-    folio with mapcount != 1 is skipped: "do not interfere with other mappings"), ptes aged,
-    then reclaim_pages() (PAGEOUT) or deactivation (COLD)."""
+    """madvise_cold() / madvise_pageout(), vma by vma: EINVAL at a VM_LOCKED one
+    (can_madv_lru_vma()), the vmas before it already done."""
+    mm = task.mm
+    for v in _vmas_in(mm, start, end):  # madvise_walk_vmas(): vma by vma, in order
+        if v.vm_flags & VM_LOCKED:  # can_madv_lru_vma()
+            raise Errno("EINVAL", f"MADV_{'PAGEOUT' if pageout else 'COLD'} on a VM_LOCKED "
+                        "mapping")
+        _cold_or_pageout_vma(k, task, v, start, end, pageout)
+
+
+def _cold_or_pageout_vma(k: Kernel, task: Task, v: VmAreaStruct, start: int, end: int,
+                         pageout: bool) -> None:
+    """madvise_cold_or_pageout_pte_range() on the part of one vma in the range: folios mapped
+    exactly once (a small folio with mapcount != 1 is skipped: "do not interfere with other
+    mappings"), ptes aged, then reclaim_pages() (PAGEOUT) or deactivation (COLD)."""
     mm = task.mm
     picked = []
     seen: set[int] = set()
     k.swap.lru_add_drain(task.cpu)
-    for v in _vmas_in(mm, start, end):
-        vs, ve = max(start, v.vm_start) >> PAGE_SHIFT, min(end, v.vm_end) >> PAGE_SHIFT
-        for vpn in range(vs, ve):
-            e = mm.pt.get(vpn)
-            if not isinstance(e, PteRun) or id(e) in seen:
-                continue
-            if e.vpn < vs or e.vpn + e.folio.nr > ve:
-                e = k.memory.isolate_pages(k, e, max(e.vpn, vs), min(e.vpn + e.folio.nr, ve)
-                                           - max(e.vpn, vs))
-            seen.add(id(e))
-            f = e.folio
-            if f.mapcount != 1:
-                continue
-            e.young = False  # ptep_test_and_clear_young()
-            picked.append(f)
+    vs, ve = max(start, v.vm_start) >> PAGE_SHIFT, min(end, v.vm_end) >> PAGE_SHIFT
+    for vpn in range(vs, ve):
+        e = mm.pt.get(vpn)
+        if not isinstance(e, PteRun) or id(e) in seen:
+            continue
+        if e.vpn < vs or e.vpn + e.folio.nr > ve:
+            e = k.memory.isolate_pages(k, e, max(e.vpn, vs), min(e.vpn + e.folio.nr, ve)
+                                       - max(e.vpn, vs))
+        seen.add(id(e))
+        f = e.folio
+        if f.mapcount != 1:
+            continue
+        e.young = False  # ptep_test_and_clear_young()
+        picked.append(f)
     if pageout:
         k.vmscan.reclaim_pages(picked, task.cpu)
     else:

@@ -307,3 +307,32 @@ def test_writing_sleep_millisecs_cuts_ksmds_sleep_short():
     first, second = sr.result.observations
     assert first.values["full_scans"] == 1  # asleep for a minute after its first scan
     assert second.values["full_scans"] >= 3 and second.values["pages_shared"] == 1
+
+
+@pytest.mark.parametrize("advice", ["MADV_PAGEOUT", "MADV_COLD", "MADV_DONTNEED", "MADV_FREE"])
+def test_lru_and_zap_advice_on_a_vm_locked_mapping_is_einval(advice):
+    # can_madv_lru_vma() / madvise_dontneed_free_valid_vma(): booted on 6.1, MADV_PAGEOUT of a
+    # MAP_LOCKED mapping answered EINVAL
+    sr = run_steps(f"""
+        - mmap: {{as: a, length: 2 pages, flags: [MAP_PRIVATE, MAP_ANONYMOUS, MAP_LOCKED]}}
+        - madvise: {{addr: a, length: 2 pages, advice: {advice}}}
+          errno: EINVAL
+        - print: [pswpout, rss_anon]
+    """, model="v6.1")
+    assert sr.result.status == "passed", sr.result.error
+    assert sr.result.observations[0].values["pswpout"] == 0
+
+
+def test_pageout_stops_at_the_first_locked_vma_with_the_earlier_ones_done():
+    # madvise_walk_vmas() applies the advice vma by vma and returns the first error
+    sr = run_steps("""
+        - mmap: {as: a, length: 4 pages}
+        - memset: {addr: a, value: 1, length: 2 pages}
+        - mmap: {as: l, length: 2 pages, addr: a + 2 pages,
+                 flags: [MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED, MAP_LOCKED]}
+        - madvise: {addr: a, length: 4 pages, advice: MADV_PAGEOUT}
+          errno: EINVAL
+        - print: [pswpout]
+    """)
+    assert sr.result.status == "passed", sr.result.error
+    assert sr.result.observations[0].values == {"pswpout": 2}
