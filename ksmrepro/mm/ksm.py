@@ -68,6 +68,31 @@ VM_KSM_INCOMPATIBLE = (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPA
                        | VM_MIXEDMAP)
 
 
+def kstrtouint(s: str) -> int | None:
+    """lib/kstrtox.c kstrtouint(s, 10, ...) as the KSM store functions call it: an optional
+    "+", decimal digits, at most one trailing newline, at most UINT_MAX; None: -EINVAL."""
+    if s.endswith("\n"):
+        s = s[:-1]
+    if s.startswith("+"):
+        s = s[1:]
+    if not s or not s.isascii() or not s.isdigit():
+        return None
+    x = int(s)
+    return x if x <= 0xFFFF_FFFF else None
+
+
+def kstrtobool(s: str) -> bool | None:
+    """lib/kstrtox.c kstrtobool(): the first character decides (y/Y/t/T/1, n/N/f/F/0, or
+    "on"/"off" by the second); None: -EINVAL."""
+    if s[:1] in ("y", "Y", "t", "T", "1"):
+        return True
+    if s[:1] in ("n", "N", "f", "F", "0"):
+        return False
+    if s[:1] in ("o", "O") and s[1:2] in ("n", "N", "f", "F"):
+        return s[1:2] in ("n", "N")
+    return None
+
+
 def vma_is_accessible(vma: VmAreaStruct) -> bool:
     """vma_is_accessible(): its ptes are not PROT_NONE (pte_protnone() on x86)."""
     return bool(vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC))
@@ -1143,14 +1168,12 @@ class Ksm:
 
     # --- knobs -----------------------------------------------------------------------------
     def write_knob(self, name: str, value: str) -> None:
-        """The store functions of /sys/kernel/mm/ksm/*, with their errors."""
+        """The store functions of /sys/kernel/mm/ksm/*, with their errors; ``value`` is what
+        ``echo value >`` writes, less its newline."""
         def uint(v: str) -> int:
-            try:
-                x = int(v, 0)
-            except ValueError:
-                raise Errno("EINVAL", f"{name}: {v!r} is not a number") from None
-            if x < 0:
-                raise Errno("EINVAL", f"{name}: {v!r} is negative")
+            x = kstrtouint(v)
+            if x is None:
+                raise Errno("EINVAL", f"{name}: {v!r} is not a decimal unsigned int")
             return x
 
         if not self.k.switches.ksm_smart_scan and (name == "smart_scan"
@@ -1174,10 +1197,7 @@ class Ksm:
                 raise Errno("EINVAL", "pages_to_scan is set by the advisor")
             self.knobs[name] = uint(value)
         elif name == "sleep_millisecs":
-            x = uint(value)
-            if x > 60_000:
-                raise Errno("EINVAL", "sleep_millisecs is at most 60000")
-            self.knobs[name] = x
+            self.knobs[name] = uint(value)
         elif name == "max_page_sharing":
             x = uint(value)
             if x < 2:
@@ -1194,9 +1214,10 @@ class Ksm:
                 raise Errno("EBUSY", "KSM pages exist")
             self.knobs[name] = x
         elif name in ("use_zero_pages", "smart_scan"):
-            if value.strip().lower() not in ("0", "1", "y", "n", "yes", "no", "on", "off"):
+            b = kstrtobool(value)
+            if b is None:
                 raise Errno("EINVAL", f"{name} takes a boolean")
-            self.knobs[name] = int(value.strip().lower() in ("1", "y", "yes", "on"))
+            self.knobs[name] = int(b)
         elif name == "advisor_mode":
             if value.strip() not in ("none", "scan-time"):
                 raise Errno("EINVAL", "advisor_mode is none or scan-time")

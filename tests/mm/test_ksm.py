@@ -3,7 +3,7 @@
 import pytest
 
 from ksmrepro.errors import KernelBug
-from ksmrepro.mm.const import PG_referenced
+from ksmrepro.mm.const import Errno, PG_referenced
 from ksmrepro.mm.mm_types import folio_test_ksm
 from tests.mm.conftest import HUGH_MREMAP, HUGH_PREFIX, P, folio_at, name, pte, run_steps
 
@@ -288,3 +288,31 @@ def test_madv_unmergeable_on_prot_none_ksm_pages(model, still_ksm):
     for i in range(4):
         f, _ = folio_at(sr, name(sr, "a") + i * P)
         assert folio_test_ksm(f) is still_ksm
+
+
+@pytest.mark.parametrize(("knob", "value", "stored"), [
+    ("pages_to_scan", "5", 5),
+    ("pages_to_scan", "+5", 5),
+    ("pages_to_scan", "010", 10),  # base 10: not octal
+    ("pages_to_scan", "5\n", 5),  # echo's newline
+    ("pages_to_scan", "1 ", None),  # booted on 6.1: a trailing blank is EINVAL
+    ("pages_to_scan", " 1", None),
+    ("pages_to_scan", "0x10", None),
+    ("pages_to_scan", "-1", None),
+    ("pages_to_scan", "4294967296", None),  # more than UINT_MAX
+    ("sleep_millisecs", "100000", 100000),  # no upper bound but UINT_MAX
+    ("run", "1 ", None),
+    ("use_zero_pages", "yes", 1),  # kstrtobool(): the first character decides
+    ("use_zero_pages", "off", 0),
+    ("use_zero_pages", "2", None),
+])
+def test_knob_stores_parse_as_the_kernels_kstrto_functions(knob, value, stored):
+    sr = run_steps("- print: [full_scans]", model="v6.1")
+    k = sr.k
+    if stored is None:
+        with pytest.raises(Errno) as ei:
+            k.ksm.write_knob(knob, value)
+        assert ei.value.name == "EINVAL"
+    else:
+        k.ksm.write_knob(knob, value)
+        assert k.ksm.knobs[knob] == stored
