@@ -29,6 +29,7 @@ from ksmrepro.mm.const import (
     pg_names,
 )
 from ksmrepro.mm.ksm import Ksm, KsmStableNode
+from ksmrepro.mm.kstrtox import UINT_MAX, kstrtouint
 from ksmrepro.mm.lru_gen import LIST_BASE, LruGen
 from ksmrepro.mm.memcontrol import MemControl
 from ksmrepro.mm.mm_types import (
@@ -404,12 +405,14 @@ class Kernel:
         if path.startswith("/sys/kernel/mm/ksm/"):
             self.ksm.write_knob(path.rsplit("/", 1)[1], str(value))
         elif path == "/sys/kernel/mm/lru_gen/enabled":
-            v = str(value).strip().lower()
-            try:
-                on = v in ("y", "yes") or (v not in ("n", "no") and int(v, 0) & 1 == 1)
-            except ValueError:
-                raise Errno("EINVAL", f"lru_gen/enabled: {value!r}") from None
-            self.set_lru_gen(on)
+            # mm/vmscan.c store_enabled(): "n..." none, "y..." every capability, else
+            # kstrtouint(buf, 0); bit 0 (LRU_GEN_CORE) switches the multi-gen LRU
+            v = str(value)
+            caps = 0 if v[:1] in ("n", "N") else UINT_MAX if v[:1] in ("y", "Y") \
+                else kstrtouint(v, 0)
+            if caps is None:
+                raise Errno("EINVAL", f"lru_gen/enabled: {value!r}")
+            self.set_lru_gen(bool(caps & 1))
         else:
             raise Errno("ENOENT", f"{path}: no such file")
         self.tick(self.costs.syscall)

@@ -33,6 +33,7 @@ from ksmrepro.mm.const import (
     PG_anon_exclusive,
     PG_dirty,
 )
+from ksmrepro.mm.kstrtox import kstrtobool, kstrtouint
 from ksmrepro.mm.mm_types import (
     KSM_ZERO_PTE,
     MMF_VM_MERGE_ANY,
@@ -66,31 +67,6 @@ DEFAULT_KNOBS: dict[str, Any] = {
 }
 VM_KSM_INCOMPATIBLE = (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPAND | VM_HUGETLB
                        | VM_MIXEDMAP)
-
-
-def kstrtouint(s: str) -> int | None:
-    """lib/kstrtox.c kstrtouint(s, 10, ...) as the KSM store functions call it: an optional
-    "+", decimal digits, at most one trailing newline, at most UINT_MAX; None: -EINVAL."""
-    if s.endswith("\n"):
-        s = s[:-1]
-    if s.startswith("+"):
-        s = s[1:]
-    if not s or not s.isascii() or not s.isdigit():
-        return None
-    x = int(s)
-    return x if x <= 0xFFFF_FFFF else None
-
-
-def kstrtobool(s: str) -> bool | None:
-    """lib/kstrtox.c kstrtobool(): the first character decides (y/Y/t/T/1, n/N/f/F/0, or
-    "on"/"off" by the second); None: -EINVAL."""
-    if s[:1] in ("y", "Y", "t", "T", "1"):
-        return True
-    if s[:1] in ("n", "N", "f", "F", "0"):
-        return False
-    if s[:1] in ("o", "O") and s[1:2] in ("n", "N", "f", "F"):
-        return s[1:2] in ("n", "N")
-    return None
 
 
 def vma_is_accessible(vma: VmAreaStruct) -> bool:

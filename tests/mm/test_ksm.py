@@ -316,3 +316,20 @@ def test_knob_stores_parse_as_the_kernels_kstrto_functions(knob, value, stored):
     else:
         k.ksm.write_knob(knob, value)
         assert k.ksm.knobs[knob] == stored
+
+
+@pytest.mark.parametrize(("value", "on"), [
+    ("y", True), ("Yes", True), ("n", False), ("nope", False), ("0x0007", True), ("1", True),
+    ("0", False), ("2", False), ("010", False), ("0x1\n", True),
+    (" y", None), ("0x", None), ("09", None), ("maybe", None),
+])
+def test_lru_gen_enabled_store_reads_as_the_kernel_does(value, on):
+    # mm/vmscan.c store_enabled(): n.../y... by the first character, else kstrtouint(buf, 0)
+    sr = run_steps("- print: [full_scans]", model="v6.1")
+    k = sr.k
+    if on is None:
+        with pytest.raises(Errno):
+            k.sysfs_write("/sys/kernel/mm/lru_gen/enabled", value)
+    else:
+        k.sysfs_write("/sys/kernel/mm/lru_gen/enabled", value)
+        assert k.lru_gen_enabled() is on
