@@ -81,11 +81,10 @@ def sys_madvise(k: Kernel, task: Task, start: int, length: int, advice: str) -> 
         for v in _vmas_in(mm, start, end):  # madvise_walk_vmas(): vma by vma, in order
             if v.vm_flags & VM_LOCKED:  # madvise_dontneed_free_valid_vma()
                 raise Errno("EINVAL", f"{advice} on a VM_LOCKED mapping")
-            if advice == "MADV_FREE":
-                continue  # no lazy freeing here (the STUB above _NOOP_ADVICE)
-            k.swap.lru_add_drain(task.cpu)  # zap_page_range_single(): lru_add_drain() first
-            k.memory.zap_pte_range(k, mm, max(start, v.vm_start) >> PAGE_SHIFT,
-                                   min(end, v.vm_end) >> PAGE_SHIFT)
+            if advice == "MADV_DONTNEED":  # MADV_FREE: no lazy freeing here (STUB above)
+                k.swap.lru_add_drain(task.cpu)  # zap_page_range_single(): drain first
+                k.memory.zap_pte_range(k, mm, max(start, v.vm_start) >> PAGE_SHIFT,
+                                       min(end, v.vm_end) >> PAGE_SHIFT)
     elif advice in ("MADV_PAGEOUT", "MADV_COLD"):
         madvise_cold_or_pageout(k, task, start, end, advice == "MADV_PAGEOUT")
     elif advice in ("MADV_POPULATE_READ", "MADV_POPULATE_WRITE"):

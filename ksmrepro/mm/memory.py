@@ -398,9 +398,9 @@ def zap_pte_range(k: Kernel, mm: MmStruct, vpn: int, end: int) -> None:
             mm.pt.clear_range(v, v + n)
             if e.dirty:
                 k.ksm.ksm_might_unmap_zero_page(mm, n)
-    if k.switches.split_rss_counting and mm.owner in k.tasks:
+    if k.switches.split_rss_counting:
         # add_mm_rss_vec(): the zapping task is the mm's own (munmap, madvise, exit)
-        sync_mm_rss(k.tasks[mm.owner])
+        sync_mm_rss(k.task_of_mm(mm))
     k.tick(k.costs.zap * (end - vpn))
 
 
@@ -477,8 +477,9 @@ def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int,
             k.trace("do_swap_page", f"{mm.owner}:{vpn << PAGE_SHIFT:#x} maps KSM folio pfn "
                     f"{f.pfn:#x} again from the swap cache", pfn=f.pfn)
         return
-    if not k.swapcache.none_in(slot, slot + m):  # stop at the next page still in the swap cache
-        m = k.swapcache.items_in(slot, slot + m)[0][0] - slot
+    cached_next = k.swapcache.first_in(slot, slot + m)
+    if cached_next is not None:  # stop at the next page still in the swap cache
+        m = cached_next - slot
     shadow = k.swapfile.shadow[slot]
     active = k.vmscan.workingset_refault(k.lruvec_for_task(task), shadow, m)
     c = e.page_content(off)

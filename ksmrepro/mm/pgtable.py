@@ -91,6 +91,19 @@ class PageTable:
             start += n
         return True
 
+    def first_in(self, start: int, end: int) -> int | None:
+        """The first vpn of ``[start, end)`` whose entry is not pte_none, or None."""
+        while start < end:
+            lo = start & _MASK
+            n = min(PTRS_PER_PTE - lo, end - start)
+            t = self.tables.get(start >> _SHIFT)
+            if t is not None:
+                seg = t[lo:lo + n]
+                if any(seg):
+                    return start + next(i for i, e in enumerate(seg) if e is not None)
+            start += n
+        return None
+
     def items_in(self, start: int, end: int) -> list[tuple[int, Any]]:
         """The (vpn, entry) pairs of ``[start, end)`` that are not pte_none, in order."""
         out = []

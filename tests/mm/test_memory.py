@@ -108,3 +108,15 @@ def test_rss_anon_of_v61_lags_the_task_faults(model, seen):
     """, model=model)
     assert [o.values["rss_anon"] for o in sr.result.observations] == seen
     assert sr.k.tasks["main"].mm.rss_anon == 109
+
+
+def test_page_table_first_in_crosses_pte_tables():
+    from ksmrepro.mm.pgtable import PageTable
+
+    pt = PageTable()
+    pt[1030] = "x"  # the third PTE table
+    pt[5] = "y"
+    assert pt.first_in(0, 2000) == 5
+    assert pt.first_in(6, 2000) == 1030
+    assert pt.first_in(6, 1030) is None
+    assert pt.first_in(1031, 4000) is None
