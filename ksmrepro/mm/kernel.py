@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -72,6 +72,10 @@ class Costs:
     ksm_scan_batch: int = 5_000  # a ksm_do_scan() batch, fixed part
     ksm_page_visit: int = 1_500  # one rmap_item visited by ksmd
     kswapd_wakeup: int = 50_000  # from wakeup_kswapd() until kswapd runs
+    # SIM-ONLY: the extra cost of a kernel path's first run in a boot, by path (the names
+    # Kernel.first_use() is called with).  A TCG guest translates guest code the first time
+    # it runs; natively there is no such cost.
+    first_use: Mapping[str, int] = field(default_factory=dict)
 
 
 # A 2-vCPU QEMU guest under TCG (binary translation), as the real-kernel observations were
@@ -94,6 +98,16 @@ QEMU_TCG = Costs(
     ksm_scan_batch=4_300_000,  # 2-page full scans every 24.3 ms at sleep_millisecs=20
     ksm_page_visit=25_000,  # 16,384 unique pages at pages_to_scan=1000: 0.8 s a full scan
     kswapd_wakeup=1_000_000,  # not measured: 20 x native
+    # the probes scenarios/calibration/probes/first-use-*.yaml: a path's first run minus its
+    # second in the same boot, the median over the range kernel's boots (cost-model.md)
+    first_use={
+        "move_vma": 2_300_000,  # the first mremap of a plain page: 2.0-2.8 ms more
+        "break_ksm": 600_000,  # then the first that unshares a KSM page: 0-1.5 ms more
+        "shrink_lruvec": 13_400_000,  # memory.reclaim, swap path warm: 12.0-15.9 ms more
+        "lru_gen_shrink_lruvec": 19_700_000,  # the same with MGLRU on: 16.0-24.1 ms more
+        "shrink_folio_list:pageout": 7_000_000,  # MADV_PAGEOUT of 1 page, 10.5 ms more, less madvise_pageout
+        "madvise_pageout": 3_500_000,  # MADV_PAGEOUT, swap path warm: 1.8-4.1 ms more
+    },
 )
 
 COST_PROFILES: dict[str, Costs] = {"native": Costs(), "qemu-tcg": QEMU_TCG}
@@ -138,6 +152,7 @@ class Kernel:
         # own wake-up, which runs ksmd at once)
         self.ksmd_phase = ksmd_phase
         self.tracing = tracing
+        self.paths_run: set[str] = set()  # the paths first_use() has seen run
         self.trace_events: list[dict[str, Any]] = []
         self.step = -1
         self.now = 0
@@ -178,6 +193,19 @@ class Kernel:
     def tick(self, ns: int) -> None:
         """Work done by the running task: time passes when the step yields (``flush``)."""
         self.pending += ns
+
+    def first_use(self, path: str) -> None:
+        """Charge ``Costs.first_use[path]`` the first time ``path`` runs in this boot (a TCG
+        guest translating the path's code; nothing natively): the machine, not the kernel."""
+        if path in self.paths_run:
+            return
+        self.paths_run.add(path)
+        ns = self.costs.first_use.get(path, 0)
+        if ns:
+            self.tick(ns)
+            if self.tracing:
+                self.trace("first_use", f"{path}: first run in this boot, {ns / 1e6:.1f} ms "
+                           "more (machine.costs)", path=path, ns=ns)
 
     # reclaim work is done by (and charged to) whoever reclaims: the task in direct reclaim,
     # or kswapd, whose time is folded into the same account (CUSTOM)

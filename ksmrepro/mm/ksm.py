@@ -301,6 +301,7 @@ class Ksm:
             ksm_page = (isinstance(e, PteRun) and folio_test_ksm(e.folio)) or e is KSM_ZERO_PTE
             if not ksm_page:
                 return
+            self.k.first_use("break_ksm")
             self.k.memory.handle_mm_fault_range(self.k, task, addr, PAGE_SIZE, write=True,
                                                 op=None, unshare=True)
 

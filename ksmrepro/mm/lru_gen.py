@@ -333,6 +333,7 @@ class LruGen:
     def lru_gen_shrink_lruvec(self, lv: Lruvec, sc: ScanControl) -> None:
         """lru_gen_shrink_lruvec() / try_to_shrink_lruvec(): age when too few generations,
         evict from the oldest, until the target is met or the scan budget is spent."""
+        self.k.first_use("lru_gen_shrink_lruvec")
         memcg = self._memcg_of(lv)
         total = sum(lv.lists[LIST_BASE + i].pages for i in range(MAX_NR_GENS))
         budget = total >> sc.priority

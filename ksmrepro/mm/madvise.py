@@ -108,6 +108,8 @@ def madvise_cold_or_pageout(k: Kernel, task: Task, start: int, end: int, pageout
     """madvise_cold() / madvise_pageout(), vma by vma: EINVAL at a VM_LOCKED one
     (can_madv_lru_vma()), the vmas before it already done."""
     mm = task.mm
+    if pageout:
+        k.first_use("madvise_pageout")
     for v in _vmas_in(mm, start, end):  # madvise_walk_vmas(): vma by vma, in order
         if v.vm_flags & VM_LOCKED:  # can_madv_lru_vma()
             raise Errno("EINVAL", f"MADV_{'PAGEOUT' if pageout else 'COLD'} on a VM_LOCKED "

@@ -126,6 +126,7 @@ def move_vma(k: Kernel, task: Task, vma: VmAreaStruct, old_addr: int, old_len: i
              new_len: int, new_addr: int, flags: int) -> int:
     """move_vma(): prep_move_vma, copy_vma_and_data, unmap_source_vma."""
     mm = vma.vm_mm
+    k.first_use("move_vma")
     # prep_move_vma(): unmerge KSM pages in the source range; the dummy flags absorb the
     # VM_MERGEABLE clearing, so the vma keeps it and the moved pages can merge again.
     dummy = vma.vm_flags

@@ -145,6 +145,8 @@ class Vmscan:
                 ret.append(f)
                 continue
             if f.swap < 0:
+                # the swap-out path: add_to_swap(), try_to_unmap(), pageout()
+                k.first_use("shrink_folio_list:pageout")
                 got, rest = k.swapfile.add_to_swap(f)
                 if rest is not None:
                     if got is None:
@@ -223,6 +225,7 @@ class Vmscan:
 
     def shrink_lruvec(self, lv: Lruvec, sc: ScanControl) -> None:
         """shrink_lruvec() with get_scan_count(): anon only (SCAN_ANON; no page cache)."""
+        self.k.first_use("shrink_lruvec")
         inactive = lv.lists[LRU_INACTIVE_ANON].pages
         active = lv.lists[LRU_ACTIVE_ANON].pages
         if self.k.swapfile.pages - self.k.swapfile.inuse_pages <= 0:

@@ -41,3 +41,68 @@ def test_the_profile_changes_time_not_outcomes_of_hughs_testcase():
     t_native = native.result.observations[1].time_ns
     t_tcg = tcg.result.observations[1].time_ns
     assert t_tcg > 5 * t_native and 20e9 < t_tcg < 60e9
+
+
+# --- first-use costs (docs/cost-model.md#first-use-costs) -------------------------------------
+
+TWO_MREMAPS = """
+    - mmap: {as: p, length: 8 pages}
+    - memset: {addr: p, value: 0x55, length: 8 pages}
+    - print: [full_scans]
+    - mremap: {old_addr: p + 1 page, old_size: 1 page, new_size: 1 page,
+               flags: [MREMAP_MAYMOVE, MREMAP_FIXED], new_addr: p + 6 pages}
+    - print: [full_scans]
+    - mremap: {old_addr: p + 2 pages, old_size: 1 page, new_size: 1 page,
+               flags: [MREMAP_MAYMOVE, MREMAP_FIXED], new_addr: p + 7 pages}
+    - print: [full_scans]
+"""
+
+
+def _intervals(sr) -> list[int]:
+    t = [o.time_ns for o in sr.result.observations]
+    return [b - a for a, b in zip(t, t[1:])]
+
+
+def test_native_has_no_first_use_costs():
+    assert Costs().first_use == {}
+    first, second = _intervals(run_steps(TWO_MREMAPS, model="v6.1"))
+    assert first == second
+
+
+def test_qemu_tcg_first_mremap_pays_move_vma_first_use_once():
+    sr = run_steps(TWO_MREMAPS, model="v6.1", costs="qemu-tcg", trace=True)
+    first, second = _intervals(sr)
+    assert first - second == COST_PROFILES["qemu-tcg"].first_use["move_vma"] == 2_300_000
+    assert "move_vma" in sr.k.paths_run and "break_ksm" not in sr.k.paths_run
+    ev = [e for e in sr.result.trace if e.event == "first_use"]
+    assert [(e.step, e.data["path"]) for e in ev] == [(3, "move_vma")]
+
+
+def test_qemu_tcg_first_memory_reclaim_pays_the_lru_and_swap_paths():
+    # the probe first-use-reclaim-first.yaml in small: the first write runs shrink_lruvec()
+    # and the swap-out path for the first time, the second write (same work) does not
+    steps = """
+        - cgroup: {name: t}
+        - cgroup_attach: {cgroup: t}
+        - mmap: {as: p, length: 64 pages}
+        - memset: {addr: p, value: 0x55, length: 64 pages}
+        - print: [nr_swap_used]
+        - memory_reclaim: {cgroup: t, amount: 64M}
+          errno: EAGAIN
+        - print: [nr_swap_used]
+        - memset: {addr: p, value: 0x56, length: 64 pages}
+        - print: [nr_swap_used]
+        - memory_reclaim: {cgroup: t, amount: 64M}
+          errno: EAGAIN
+        - print: [nr_swap_used]
+    """
+    sr = run_steps(steps, model="v6.1", costs="qemu-tcg")
+    assert [o.values["nr_swap_used"] for o in sr.result.observations] == [0, 64, 0, 64]
+    first, _, again = _intervals(sr)
+    fu = COST_PROFILES["qemu-tcg"].first_use
+    assert first - again == fu["shrink_lruvec"] + fu["shrink_folio_list:pageout"]
+    # with MGLRU on, its own reclaim path is the one run for the first time
+    mglru = run_steps("- sysfs: {path: /sys/kernel/mm/lru_gen/enabled, value: 'y'}\n" + steps,
+                      model="v6.1", costs="qemu-tcg")
+    assert "lru_gen_shrink_lruvec" in mglru.k.paths_run
+    assert "shrink_lruvec" not in mglru.k.paths_run

@@ -63,17 +63,7 @@ def test_golden_file_is_well_formed(path):
         assert {o["step"] for o in result["observations"]} <= {s.index for s in scenario.steps}
 
 
-# The one measured row the model does not reproduce (docs/mglru-memcg.md): memory.reclaim
-# with the range patch, a race where the model reclaims the moved copy before ksmd merges it.
-KNOWN_DISAGREEMENTS = {"real61-hugh-memcg-range.6.1.192-range.json",
-                       "real61-hugh-memcg-range.6.1.192.json"}
-
-
-@pytest.mark.parametrize("path", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="a race the model loses: reclaim swaps "
-                                            "the moved copy before ksmd merges it "
-                                            "(docs/mglru-memcg.md)"))
-    if p.name in KNOWN_DISAGREEMENTS else p for p in GOLDEN_FILES], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda p: p.name)
 def test_golden_file_agrees_with_its_reference_model(path):
     """Each golden file against the model of the kernel it was measured on (v6.1 for the
     stock Debian kernel, v6.1+ksm-rmap-walk-address-range for the back-ported range patch)."""
