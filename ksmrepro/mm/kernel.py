@@ -75,7 +75,7 @@ class Costs:
     # SIM-ONLY: the extra cost of a kernel path's first run in a boot, by path (the names
     # Kernel.first_use() is called with).  A TCG guest translates guest code the first time
     # it runs; natively there is no such cost.
-    first_use: Mapping[str, int] = field(default_factory=dict)
+    first_use: Mapping[str, int] = field(default_factory=dict, hash=False)
 
 
 # A 2-vCPU QEMU guest under TCG (binary translation), as the real-kernel observations were
