@@ -85,7 +85,8 @@ def test_hughs_testcase_does_not_race_ksmd():
 
 def test_memcg_range_row_does_not_race_with_first_use_costs():
     # docs/timing.md: the first mremap and the first memory.reclaim write pay their
-    # first-use costs (qemu-tcg), which make the window longer than ksmd's cycle
+    # first-use costs (qemu-tcg), which make the window about as long as ksmd's cycle
+    # (1 0 at 254 of 256 phases; at every one of 16)
     s = sweep(load_scenario(MEMCG_RANGE), RANGE, 16, workers=1)
     assert not s.outcome_dependent
     rows = {r.counter: r for r in s.rows if r.step == 17}
