@@ -350,8 +350,9 @@ class Kernel:
         else:
             f.flags &= ~PG_active
 
-    def do_swap_page(self, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int, n: int) -> None:
-        memory.do_swap_page(self, task, vma, e, vpn, n)
+    def do_swap_page(self, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int, n: int,
+                     write: bool = False) -> None:
+        memory.do_swap_page(self, task, vma, e, vpn, n, write)
 
     # --- tasks -----------------------------------------------------------------------------
     def find_vma(self, mm: MmStruct, addr: int) -> VmAreaStruct | None:

@@ -14,6 +14,7 @@ from ksmrepro.mm import content as C
 from ksmrepro.mm.const import (
     PAGE_SHIFT,
     VM_BUG_ON,
+    VM_LOCKED,
     VM_READ,
     VM_WRITE,
     PG_active,
@@ -317,7 +318,7 @@ def _fault_segment(k: Kernel, task: Task, vma: VmAreaStruct, vpn: int, n: int, e
         while v < end:
             cur = mm.pt[v]
             if isinstance(cur, SwapRun):
-                k.do_swap_page(task, vma, cur, v, min(end, cur.vpn + cur.nr) - v)
+                k.do_swap_page(task, vma, cur, v, min(end, cur.vpn + cur.nr) - v, write)
                 cur = mm.pt[v]
             m = min(end - v, cur.vpn + cur.folio.nr - v)
             if write:
@@ -434,57 +435,102 @@ def copy_pte_range(k: Kernel, dst_vma: VmAreaStruct, src_vma: VmAreaStruct) -> N
                 k.ksm.ksm_zero_page_forked(dst, n)
 
 
-def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int, n: int) -> None:
-    """do_swap_page(): a folio still in the swap cache is mapped again (a KSM folio through
-    ksm_might_need_to_copy()); otherwise the slots are read into a new folio run, activated
-    if workingset_refault() says the refault distance fits the workingset.
-
-    CUSTOM: the slot is freed once read (no swap-cache copy is kept, no readahead)."""
+def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int, n: int,
+                 write: bool = False) -> None:
+    """do_swap_page(): map the folio in the swap cache, or read the slots into a new folio
+    run first (__read_swap_cache_async(): it goes into the swap cache, activated if
+    workingset_refault() says the refault distance fits the workingset).  A folio that
+    ksm_might_need_to_copy() says is foreign here is copied instead.  The swap cache keeps
+    the folio after a read fault (should_try_to_free_swap()), so a second pte of the same
+    slot finds it there.  No readahead: one fault reads only the slots it maps."""
     mm = vma.vm_mm
     off = vpn - e.vpn
     slot = e.slot + off
     cached = k.swapcache.get(slot)
     m = min(n, e.nr - off)
-    if cached is not None:
-        f = cached
-        i = slot - f.swap
-        m = min(m, f.nr - i)
-        if i or m < f.nr:  # isolate the cached folios this segment maps
-            if i:
-                _, f = split_folio_run(k, f, i)
-            if m < f.nr:
-                f, _ = split_folio_run(k, f, m)
-        if folio_test_ksm(f) and not k.ksm.ksm_might_need_to_copy_ok(f):
-            # ksm_might_need_to_copy(): a new folio with the KSM folio's content; no read.
-            # The pte's reference on the slot goes; the KSM folio stays in the swap cache.
-            k.vmstat["ksm_swpin_copy"] += m
-            mm.swapents -= m
-            k.swapfile.swap_free(slot, m)
-            map_new_anon(k, task, vma, vpn, m, e.page_content(off), e.stride, write=False)
-            k.tick((k.costs.fault + k.costs.copy_page) * m)
-            return
-        if e.exclusive:  # RMAP_EXCLUSIVE: the swap pte's marker goes back to the page
-            f.flags |= PG_anon_exclusive
-        p = PteRun(mm, f, vpn, young=True, dirty=False, write=False)
-        f.ptes.append(p)
-        f.mapcount += 1  # folio_add_anon_rmap_ptes()
-        mm.pt.set_range(vpn, vpn + m, p)
-        mm.rss_anon += m
+    if cached is None:
+        cached_next = k.swapcache.first_in(slot, slot + m)
+        if cached_next is not None:  # stop at the next page still in the swap cache
+            m = cached_next - slot
+        shadow = k.swapfile.shadow[slot]
+        active = k.vmscan.workingset_refault(k.lruvec_for_task(task), shadow, m)
+        map_new_anon(k, task, vma, vpn, m, e.page_content(off), e.stride, write=False,
+                     active=active)
+        mm.swapents -= m
+        for f in _folios_mapped(mm, vpn, m):  # (more than one when memory.max split it)
+            k.swapfile.add_to_swap_cache(f, slot + f.ptes[-1].vpn - vpn)
+            f.flags &= ~PG_anon_exclusive  # decided below, as for a cached folio
+            k.swapfile.swap_free_cached(f.swap, f.nr)
+            _swapped_in(k, task, vma, f, write, e.exclusive)
+        k.vmstat["pswpin"] += m
+        k.tick((k.costs.fault + k.costs.swap_in) * m)
+        return
+    f = cached
+    i = slot - f.swap
+    m = min(m, f.nr - i)
+    if i or m < f.nr:  # isolate the cached folios this segment maps
+        if i:
+            _, f = split_folio_run(k, f, i)
+        if m < f.nr:
+            f, _ = split_folio_run(k, f, m)
+    if not _ksm_might_need_to_copy_ok(k, f, vma, vpn):
+        # ksm_might_need_to_copy(): a new folio with the cached folio's content, no read
+        # (counted as ksm_swpin_copy, KSM folio or not).  The pte's reference on the slot
+        # goes; the cached folio stays in the swap cache.
+        k.vmstat["ksm_swpin_copy"] += m
         mm.swapents -= m
         k.swapfile.swap_free(slot, m)
-        k.tick(k.costs.fault * m)
-        if k.tracing and folio_test_ksm(f):
-            k.trace("do_swap_page", f"{mm.owner}:{vpn << PAGE_SHIFT:#x} maps KSM folio pfn "
-                    f"{f.pfn:#x} again from the swap cache", pfn=f.pfn)
+        map_new_anon(k, task, vma, vpn, m, e.page_content(off), e.stride, write=False)
+        k.tick((k.costs.fault + k.costs.copy_page) * m)
         return
-    cached_next = k.swapcache.first_in(slot, slot + m)
-    if cached_next is not None:  # stop at the next page still in the swap cache
-        m = cached_next - slot
-    shadow = k.swapfile.shadow[slot]
-    active = k.vmscan.workingset_refault(k.lruvec_for_task(task), shadow, m)
-    c = e.page_content(off)
+    p = PteRun(mm, f, vpn, young=True, dirty=False, write=False)
+    f.ptes.append(p)
+    f.mapcount += 1  # folio_add_anon_rmap_ptes()
+    mm.pt.set_range(vpn, vpn + m, p)
+    mm.rss_anon += m
     mm.swapents -= m
-    k.swapfile.free_swap_and_cache(slot, m)
-    map_new_anon(k, task, vma, vpn, m, c, e.stride, write=False, active=active)
-    k.vmstat["pswpin"] += m
-    k.tick((k.costs.fault + k.costs.swap_in) * m)
+    k.swapfile.swap_free_cached(slot, m)
+    _swapped_in(k, task, vma, f, write, e.exclusive)
+    k.tick(k.costs.fault * m)
+    if k.tracing and folio_test_ksm(f):
+        k.trace("do_swap_page", f"{mm.owner}:{vpn << PAGE_SHIFT:#x} maps KSM folio pfn "
+                f"{f.pfn:#x} again from the swap cache", pfn=f.pfn)
+
+
+def _folios_mapped(mm: MmStruct, vpn: int, n: int) -> list[Folio]:
+    """The folio runs mapped at ``[vpn, vpn + n)``, in address order."""
+    out: list[Folio] = []
+    for _, _, pe in _segments(mm, vpn, vpn + n):
+        if isinstance(pe, PteRun) and (not out or pe.folio is not out[-1]):
+            out.append(pe.folio)
+    return out
+
+
+def _ksm_might_need_to_copy_ok(k: Kernel, f: Folio, vma: VmAreaStruct, vpn: int) -> bool:
+    """ksm_might_need_to_copy() returns the page itself: a KSM folio whose stable node
+    lives (and KSM is not unmerging), a folio not yet mapped anywhere (no anon_vma), or one
+    whose index and anon_vma root fit this vma (the swapped-out KSM copy of another address
+    does not)."""
+    if folio_test_ksm(f):
+        return k.ksm.ksm_might_need_to_copy_ok(f)
+    av = f.mapping
+    if av is None:
+        return True
+    return (f.index == linear_page_index(vma, vpn << PAGE_SHIFT)
+            and vma.anon_vma is not None and av.root is vma.anon_vma.root)
+
+
+def _swapped_in(k: Kernel, task: Task, vma: VmAreaStruct, f: Folio, write: bool,
+                exclusive: bool) -> None:
+    """The end of do_swap_page() for a folio from the swap cache, just mapped: the write
+    fault's lru_add_drain(), should_try_to_free_swap() (swap over half full, an mlocked vma,
+    or a write fault by the only user), then RMAP_EXCLUSIVE from the swap pte's marker or a
+    reference count of one."""
+    ksm = folio_test_ksm(f)
+    if write and not ksm and f.cpu == task.cpu:
+        k.swap.lru_add_drain(task.cpu)  # the batch's reference would defeat the count
+    if f.swap >= 0 and (k.swapfile.vm_swap_full() or vma.vm_flags & VM_LOCKED
+                        or (write and not ksm and folio_ref_count(f) == 2)):
+        k.swapfile.folio_free_swap(f)
+    if not ksm and (exclusive or folio_ref_count(f) == 1):
+        f.flags |= PG_anon_exclusive

@@ -99,6 +99,13 @@ class SwapInfo:
         self.k.swapcache.set_range(start, start + got, f)
         return f, rest
 
+    def add_to_swap_cache(self, f: Folio, start: int) -> None:
+        """add_to_swap_cache(): a folio read from slots ``start ..`` (swap-in) joins the swap
+        cache; it holds the slots until folio_free_swap() or reclaim drops it."""
+        f.swap = start
+        f.flags |= PG_swapcache
+        self.k.swapcache.set_range(start, start + f.nr, f)
+
     def delete_from_swap_cache(self, f: Folio) -> None:
         self.k.swapcache.clear_range(f.swap, f.swap + f.nr)
         self._put_cache_slots(f.swap, f.nr)
@@ -144,6 +151,16 @@ class SwapInfo:
             if m[s] == 0:
                 self._free_unless_cached(s, 1)
 
+    def swap_free_cached(self, slot: int, n: int) -> None:
+        """swap_free() of slots a swap-cache folio holds (do_swap_page()): the counts drop,
+        and the cache keeps the slots, so none is freed here."""
+        m = self.swap_map
+        if m[slot:slot + n].count(1) == n:
+            m[slot:slot + n] = array("B", bytes(n))
+            return
+        for s in range(slot, slot + n):
+            m[s] -= 1
+
     def _free_unless_cached(self, slot: int, n: int) -> None:
         """Free slots whose count reached 0, except those the swap cache still holds."""
         sc = self.k.swapcache
@@ -172,8 +189,7 @@ class SwapInfo:
         """folio_free_swap(): drop the swap cache's slots if no swap pte references them."""
         if f.swap < 0:
             return False
-        m = self.swap_map
-        if any(m[s] for s in range(f.swap, f.swap + f.nr)):
+        if self.swap_map[f.swap:f.swap + f.nr].count(0) != f.nr:
             return False
         self.delete_from_swap_cache(f)
         return True

@@ -336,3 +336,135 @@ def test_pageout_stops_at_the_first_locked_vma_with_the_earlier_ones_done():
     """)
     assert sr.result.status == "passed", sr.result.error
     assert sr.result.observations[0].values == {"pswpout": 2}
+
+
+# --- swap-in keeps the swap cache after a read fault (do_swap_page()) -------------------------
+
+SWAPPED = """
+    - cgroup: {name: t}
+    - cgroup_attach: {cgroup: t}
+    - mmap: {as: a, length: 8 pages}
+    - memset: {addr: a, value: 0x51, length: 8 pages}
+    - memory_reclaim: {cgroup: t, amount: 64M}
+      errno: EAGAIN
+"""
+
+
+@pytest.mark.parametrize("model", ["v6.1", "v7.0-rc6"])
+def test_a_read_fault_keeps_the_folio_in_the_swap_cache_and_reclaim_drops_it_unwritten(model):
+    sr = run_steps(SWAPPED + """
+        - read: {addr: a, length: 4 pages}
+        - print: [pswpin, pswpout, nr_swap_used]
+        - memory_reclaim: {cgroup: t, amount: 64M}
+          errno: EAGAIN
+        - print: [pswpin, pswpout, nr_swap_used]
+    """, model=model)
+    read, again = (o.values for o in sr.result.observations)
+    # the 4 read folios hold their slots in the swap cache: nothing is freed
+    assert read == {"pswpin": 4, "pswpout": 8, "nr_swap_used": 8}
+    # clean and still in the swap cache: reclaim unmaps and frees them, writing nothing
+    assert again == {"pswpin": 4, "pswpout": 8, "nr_swap_used": 8}
+    a = name(sr, "a")
+    assert isinstance(pte(sr, a), SwapRun) and sr.k.swapcache.none_in(0, 1 << 20)
+
+
+def test_a_read_then_written_page_is_written_again_to_its_slot():
+    sr = run_steps(SWAPPED + """
+        - read: {addr: a, length: 4 pages}
+        - memset: {addr: a, value: 0x52, length: 2 pages}
+        - memory_reclaim: {cgroup: t, amount: 64M}
+          errno: EAGAIN
+        - print: [pswpin, pswpout, nr_swap_used]
+    """, model="v6.1")
+    (end,) = (o.values for o in sr.result.observations)
+    assert end == {"pswpin": 4, "pswpout": 10, "nr_swap_used": 8}
+
+
+def test_a_write_fault_by_the_only_user_frees_the_slot():
+    sr = run_steps(SWAPPED + """
+        - memset: {addr: a, value: 0x52, length: 4 pages}
+        - print: [pswpin, nr_swap_used]
+    """, model="v6.1")
+    (end,) = (o.values for o in sr.result.observations)
+    assert end == {"pswpin": 4, "nr_swap_used": 4}
+    f, _ = folio_at(sr, name(sr, "a"))
+    assert f.swap < 0 and not f.flags & PG_swapcache
+
+
+def test_a_read_fault_frees_the_slot_when_swap_is_over_half_full():
+    # should_try_to_free_swap(): vm_swap_full(); 32K of swap is 7 slots (the first page
+    # holds the header), 5 in use
+    sr = run_steps("""
+        - cgroup: {name: t}
+        - cgroup_attach: {cgroup: t}
+        - mmap: {as: a, length: 5 pages}
+        - memset: {addr: a, value: 0x51, length: 5 pages}
+        - memory_reclaim: {cgroup: t, amount: 64M}
+          errno: EAGAIN
+        - memory_reclaim: {cgroup: t, amount: 64M}
+          errno: EAGAIN
+        - print: [nr_swap_used, nr_inactive_anon]
+        - read: {addr: a, length: 5 pages}
+        - print: [pswpin, nr_swap_used]
+    """, model="v6.1", swap="32K")
+    full, after = (o.values for o in sr.result.observations)
+    assert full == {"nr_swap_used": 5, "nr_inactive_anon": 0}  # written and freed
+    assert after == {"pswpin": 5, "nr_swap_used": 0}
+
+
+def test_fork_child_reads_the_parents_swapped_in_folio_from_the_swap_cache():
+    # booted on 6.1: the child's reads added nothing to pswpin
+    sr = run_steps("""
+        - cgroup: {name: t}
+        - cgroup_attach: {cgroup: t}
+        - mmap: {as: a, length: 8 pages}
+        - memset: {addr: a, value: 0x61, length: 8 pages}
+        - fork: {child: c}
+        - memory_reclaim: {cgroup: t, amount: 64M}
+          errno: EAGAIN
+        - read: {addr: a, length: 8 pages}
+        - read: {addr: a, length: 8 pages}
+          proc: c
+        - print: [pswpin, pswpout]
+        - memset: {addr: a, value: 0x62, length: 8 pages}
+          proc: c
+        - print: [pswpin, cow_ksm]
+    """, model="v6.1")
+    shared, written = (o.values for o in sr.result.observations)
+    assert shared == {"pswpin": 8, "pswpout": 8}
+    a = name(sr, "a")
+    fp, _ = folio_at(sr, a)
+    # the child's write copied (the folio is shared and not exclusive), the parent keeps it
+    fc, _ = folio_at(sr, a, "c")
+    assert fc is not fp and fp.mapcount == 1 and fp.flags & PG_swapcache
+    assert written["pswpin"] == 8
+
+
+def test_reading_two_addresses_of_a_swapped_ksm_page_reads_once_and_copies_once():
+    # booted on 6.1 (scenarios/calibration/swapin-swap-cache.yaml): the stable node went
+    # with the KSM folio, so the slot is read into an ordinary folio at the first address;
+    # at the second, ksm_might_need_to_copy() finds its index foreign and copies it
+    sr = run_steps("""
+        - cgroup: {name: t}
+        - cgroup_attach: {cgroup: t}
+        - sysfs: {path: /sys/kernel/mm/ksm/run, value: 1}
+        - mmap: {as: k, length: 4 pages}
+        - madvise: {addr: k, length: 4 pages, advice: MADV_MERGEABLE}
+        - memset: {addr: k, value: 0x41, length: 4 pages}
+        - ksm_wait: {full_scans: 3}
+        - memory_reclaim: {cgroup: t, amount: 64M}
+          errno: EAGAIN
+        - memory_reclaim: {cgroup: t, amount: 64M}
+          errno: EAGAIN
+        - ksm_wait: {full_scans: 2}
+        - print: [pages_shared, pswpout, pswpin, ksm_swpin_copy]
+        - read: {addr: k, length: 2 pages}
+        - print: [pswpin, ksm_swpin_copy, nr_swap_used]
+    """, model="v6.1")
+    swapped, read = (o.values for o in sr.result.observations)
+    assert swapped == {"pages_shared": 0, "pswpout": 1, "pswpin": 0, "ksm_swpin_copy": 0}
+    assert read == {"pswpin": 1, "ksm_swpin_copy": 1, "nr_swap_used": 1}
+    k = name(sr, "k")
+    f0, _ = folio_at(sr, k)
+    f1, _ = folio_at(sr, k + P)
+    assert f0 is not f1 and f0.flags & PG_swapcache and not f1.flags & PG_swapcache
