@@ -340,14 +340,21 @@ def test_pageout_stops_at_the_first_locked_vma_with_the_earlier_ones_done():
 
 # --- swap-in keeps the swap cache after a read fault (do_swap_page()) -------------------------
 
-SWAPPED = """
-    - cgroup: {name: t}
-    - cgroup_attach: {cgroup: t}
-    - mmap: {as: a, length: 8 pages}
-    - memset: {addr: a, value: 0x51, length: 8 pages}
-    - memory_reclaim: {cgroup: t, amount: 64M}
-      errno: EAGAIN
-"""
+def _swapped(pages: int, *, reclaims: int = 1, fork: bool = False) -> str:
+    """``pages`` pages at ``a`` in cgroup t (shared with a child ``c`` if ``fork``), then
+    ``reclaims`` memory.reclaim writes that swap them out."""
+    return f"""
+        - cgroup: {{name: t}}
+        - cgroup_attach: {{cgroup: t}}
+        - mmap: {{as: a, length: {pages} pages}}
+        - memset: {{addr: a, value: 0x51, length: {pages} pages}}
+    """ + ("        - fork: {child: c}\n" if fork else "") + """
+        - memory_reclaim: {cgroup: t, amount: 64M}
+          errno: EAGAIN
+    """ * reclaims
+
+
+SWAPPED = _swapped(8)
 
 
 @pytest.mark.parametrize("model", ["v6.1", "v7.0-rc6"])
@@ -394,15 +401,7 @@ def test_a_write_fault_by_the_only_user_frees_the_slot():
 def test_a_read_fault_frees_the_slot_when_swap_is_over_half_full():
     # should_try_to_free_swap(): vm_swap_full(); 32K of swap is 7 slots (the first page
     # holds the header), 5 in use
-    sr = run_steps("""
-        - cgroup: {name: t}
-        - cgroup_attach: {cgroup: t}
-        - mmap: {as: a, length: 5 pages}
-        - memset: {addr: a, value: 0x51, length: 5 pages}
-        - memory_reclaim: {cgroup: t, amount: 64M}
-          errno: EAGAIN
-        - memory_reclaim: {cgroup: t, amount: 64M}
-          errno: EAGAIN
+    sr = run_steps(_swapped(5, reclaims=2) + """
         - print: [nr_swap_used, nr_inactive_anon]
         - read: {addr: a, length: 5 pages}
         - print: [pswpin, nr_swap_used]
@@ -414,14 +413,7 @@ def test_a_read_fault_frees_the_slot_when_swap_is_over_half_full():
 
 def test_fork_child_reads_the_parents_swapped_in_folio_from_the_swap_cache():
     # booted on 6.1: the child's reads added nothing to pswpin
-    sr = run_steps("""
-        - cgroup: {name: t}
-        - cgroup_attach: {cgroup: t}
-        - mmap: {as: a, length: 8 pages}
-        - memset: {addr: a, value: 0x61, length: 8 pages}
-        - fork: {child: c}
-        - memory_reclaim: {cgroup: t, amount: 64M}
-          errno: EAGAIN
+    sr = run_steps(_swapped(8, fork=True) + """
         - read: {addr: a, length: 8 pages}
         - read: {addr: a, length: 8 pages}
           proc: c
