@@ -69,6 +69,11 @@ VM_KSM_INCOMPATIBLE = (VM_SHARED | VM_MAYSHARE | VM_PFNMAP | VM_IO | VM_DONTEXPA
                        | VM_MIXEDMAP)
 
 
+def skip_age(age: int) -> int:
+    """skip_age() (smart scan): how many scans to skip an rmap_item of this age."""
+    return 1 if age <= 3 else 2 if age <= 5 else 4 if age <= 8 else 8
+
+
 def vma_is_accessible(vma: VmAreaStruct) -> bool:
     """vma_is_accessible(): its ptes are not PROT_NONE (pte_protnone() on x86)."""
     return bool(vma.vm_flags & (VM_READ | VM_WRITE | VM_EXEC))
@@ -704,7 +709,7 @@ class Ksm:
         if age < 3:
             return False
         if not item.remaining_skips:
-            item.remaining_skips = 1 if age <= 3 else 2 if age <= 5 else 4 if age <= 8 else 8
+            item.remaining_skips = skip_age(age)
             return False
         self.pages_skipped += 1
         item.remaining_skips -= 1
@@ -1086,7 +1091,7 @@ class Ksm:
                 if age != 255:
                     it.age = age + 1
                 if age >= 3:
-                    it.remaining_skips = 1 if age <= 3 else 2 if age <= 5 else 4 if age <= 8 else 8
+                    it.remaining_skips = skip_age(age)
         for it in items:
             it.anon_vma = av
             it.head = tnode
@@ -1286,10 +1291,19 @@ class Ksm:
                     skipped=stats.get("skipped", 0),
                     items=[r for r in items if r["pass"] == 1 or r["visited"]])
 
-    def ksm_might_need_to_copy_ok(self, f: Folio) -> bool:
-        """ksm_might_need_to_copy(): a KSM folio found in the swap cache is mapped again as
-        it is while its stable node lives and KSM is not unmerging; otherwise it is copied."""
-        return isinstance(f.mapping, KsmStableNode) and not self.run & KSM_RUN_UNMERGE
+    def ksm_might_need_to_copy_ok(self, f: Folio, vma: VmAreaStruct, addr: int) -> bool:
+        """ksm_might_need_to_copy() returns the folio found in the swap cache itself (else
+        do_swap_page() maps a copy): a KSM folio while its stable node lives and KSM is not
+        unmerging; an ordinary one not yet mapped anywhere (no anon_vma), or whose index and
+        anon_vma root fit this vma (the page a swapped-out KSM folio left in its slot, read
+        in at another of its addresses, does not)."""
+        if folio_test_ksm(f):
+            return isinstance(f.mapping, KsmStableNode) and not self.run & KSM_RUN_UNMERGE
+        av = f.mapping
+        if av is None:
+            return True
+        return (f.index == linear_page_index(vma, addr)
+                and vma.anon_vma is not None and av.root is vma.anon_vma.root)
 
     # --- counters --------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:

@@ -458,7 +458,7 @@ def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int,
                      active=active)
         mm.swapents -= m
         for f in _folios_mapped(mm, vpn, m):  # (more than one when memory.max split it)
-            k.swapfile.add_to_swap_cache(f, slot + f.ptes[-1].vpn - vpn)
+            k.swapfile.add_to_swap_cache(f, slot + f.ptes[0].vpn - vpn)  # its one pte
             f.flags &= ~PG_anon_exclusive  # decided below, as for a cached folio
             k.swapfile.swap_free_cached(f.swap, f.nr)
             _swapped_in(k, task, vma, f, write, e.exclusive)
@@ -473,7 +473,7 @@ def do_swap_page(k: Kernel, task: Task, vma: VmAreaStruct, e: SwapRun, vpn: int,
             _, f = split_folio_run(k, f, i)
         if m < f.nr:
             f, _ = split_folio_run(k, f, m)
-    if not _ksm_might_need_to_copy_ok(k, f, vma, vpn):
+    if not k.ksm.ksm_might_need_to_copy_ok(f, vma, vpn << PAGE_SHIFT):
         # ksm_might_need_to_copy(): a new folio with the cached folio's content, no read
         # (counted as ksm_swpin_copy, KSM folio or not).  The pte's reference on the slot
         # goes; the cached folio stays in the swap cache.
@@ -504,20 +504,6 @@ def _folios_mapped(mm: MmStruct, vpn: int, n: int) -> list[Folio]:
         if isinstance(pe, PteRun) and (not out or pe.folio is not out[-1]):
             out.append(pe.folio)
     return out
-
-
-def _ksm_might_need_to_copy_ok(k: Kernel, f: Folio, vma: VmAreaStruct, vpn: int) -> bool:
-    """ksm_might_need_to_copy() returns the page itself: a KSM folio whose stable node
-    lives (and KSM is not unmerging), a folio not yet mapped anywhere (no anon_vma), or one
-    whose index and anon_vma root fit this vma (the swapped-out KSM copy of another address
-    does not)."""
-    if folio_test_ksm(f):
-        return k.ksm.ksm_might_need_to_copy_ok(f)
-    av = f.mapping
-    if av is None:
-        return True
-    return (f.index == linear_page_index(vma, vpn << PAGE_SHIFT)
-            and vma.anon_vma is not None and av.root is vma.anon_vma.root)
 
 
 def _swapped_in(k: Kernel, task: Task, vma: VmAreaStruct, f: Folio, write: bool,

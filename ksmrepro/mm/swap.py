@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ksmrepro.mm.const import PG_active, PG_idle, PG_lru, PG_reclaim, PG_referenced, PG_unevictable
-from ksmrepro.mm.mm_types import LRU_ACTIVE_ANON, LRU_INACTIVE_ANON, Folio
+from ksmrepro.mm.mm_types import LRU_ACTIVE_ANON, LRU_INACTIVE_ANON, LRU_UNEVICTABLE, Folio
 
 if TYPE_CHECKING:
     from ksmrepro.mm.kernel import Kernel
@@ -83,7 +83,7 @@ class Lruvec:
         self.name = name
         self.lists = {LRU_INACTIVE_ANON: LruList(LRU_INACTIVE_ANON),
                       LRU_ACTIVE_ANON: LruList(LRU_ACTIVE_ANON),
-                      4: LruList(4)}
+                      LRU_UNEVICTABLE: LruList(LRU_UNEVICTABLE)}
         self.nonresident_age = 0  # workingset_age_nonresident()
         self.workingset_activate_anon = 0  # WORKINGSET_ACTIVATE_ANON
         self.refaults_snapshot = 0  # target_lruvec->refaults[WORKINGSET_ANON]
@@ -97,11 +97,26 @@ def lruvec_add_folio(lruvec: Lruvec, f: Folio) -> None:
         from ksmrepro.mm.lru_gen import lru_gen_add_folio
         lru_gen_add_folio(lruvec, f, False)
         return
-    lru = 4 if f.flags & PG_unevictable else (
+    lruvec.lists[_folio_lru_list(f)].add_head(f)
+
+
+def lruvec_add_folio_tail(lruvec: Lruvec, f: Folio) -> None:
+    """lruvec_add_folio_tail(): as lruvec_add_folio(), at the tail (lru_gen_add_folio()
+    with ``reclaiming``: the oldest generation's tail)."""
+    if lruvec.lrugen is not None:
+        from ksmrepro.mm.lru_gen import lru_gen_add_folio
+        lru_gen_add_folio(lruvec, f, True)
+        return
+    lruvec.lists[_folio_lru_list(f)].add_tail(f)
+
+
+def _folio_lru_list(f: Folio) -> int:
+    """folio_lru_list() (anon only), with PG_lru and folio->lru set for the list."""
+    lru = LRU_UNEVICTABLE if f.flags & PG_unevictable else (
         LRU_ACTIVE_ANON if f.flags & PG_active else LRU_INACTIVE_ANON)
     f.flags |= PG_lru
     f.lru = lru
-    lruvec.lists[lru].add_head(f)
+    return lru
 
 
 def folio_rotate_reclaimable(k: Kernel, lruvec: Lruvec, f: Folio) -> None:
@@ -111,14 +126,7 @@ def folio_rotate_reclaimable(k: Kernel, lruvec: Lruvec, f: Folio) -> None:
     tail).  PG_reclaim is cleared; PG_active too."""
     f.flags &= ~(PG_reclaim | PG_active)
     k.vmstat["pgrotated"] += f.nr
-    if lruvec.lrugen is not None:
-        from ksmrepro.mm.lru_gen import lru_gen_add_folio
-        lru_gen_add_folio(lruvec, f, True)
-        return
-    lru = 4 if f.flags & PG_unevictable else LRU_INACTIVE_ANON
-    f.flags |= PG_lru
-    f.lru = lru
-    lruvec.lists[lru].add_tail(f)
+    lruvec_add_folio_tail(lruvec, f)
 
 
 def lruvec_del_folio(lruvec: Lruvec, f: Folio) -> None:
